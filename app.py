@@ -1,0 +1,84 @@
+"""Sluice: every entry point of the system on one screen.
+
+Each handler turns its event into plain arguments and calls one function of
+chalicelib; the logic lives there and runs without Chalice.
+"""
+import logging
+from urllib.parse import unquote_plus
+
+from chalice import Chalice, Response
+
+from chalicelib import api
+from chalicelib.events import run_sqs_batch
+from chalicelib.jobs.dispatch import handle_uploaded_object
+from chalicelib.jobs.finish import aggregate_job
+from chalicelib.jobs.model import ChunkTask
+from chalicelib.jobs.work import run_chunk
+from chalicelib.settings import get_settings
+from chalicelib.wiring import get_pipeline
+
+settings = get_settings()
+app = Chalice(app_name="sluice")
+app.log.setLevel(logging.INFO)
+UPLOAD_TYPES = [
+    "text/csv", "text/plain", "application/octet-stream",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+]
+# Raw uploads must reach the handler byte for byte, whatever their encoding.
+app.api.binary_types.extend(t for t in UPLOAD_TYPES if t not in app.api.binary_types)
+
+
+def _reply(result):
+    status, body, *headers = result
+    return Response(body=body, status_code=status, headers=headers[0] if headers else None)
+
+
+# -- REST --------------------------------------------------------------------
+
+@app.route("/jobs", methods=["POST"], content_types=UPLOAD_TYPES)
+def create_job():
+    request = app.current_request
+    return _reply(api.create_job_from_body(
+        get_pipeline(), request.raw_body or b"", request.query_params or {},
+        request.headers.get("content-type", ""),
+    ))
+
+
+@app.route("/uploads", methods=["POST"])
+def create_upload():
+    return _reply(api.create_presigned_upload(get_pipeline(), app.current_request.json_body))
+
+
+@app.route("/jobs", methods=["GET"])
+def list_jobs():
+    return _reply(api.list_jobs(get_pipeline(), app.current_request.query_params or {}))
+
+
+@app.route("/jobs/{job_id}", methods=["GET"])
+def get_job(job_id):
+    return _reply(api.get_job(get_pipeline(), job_id))
+
+
+@app.route("/jobs/{job_id}/result", methods=["GET"])
+def get_result(job_id):
+    return _reply(api.get_result(get_pipeline(), job_id))
+
+
+# -- events --------------------------------------------------------------------
+
+@app.on_s3_event(bucket=settings.bucket, events=["s3:ObjectCreated:*"], prefix="uploads/")
+def handle_object_created(event):
+    for record in event.to_dict()["Records"]:
+        obj = record["s3"]["object"]
+        handle_uploaded_object(get_pipeline(), unquote_plus(obj["key"]), obj.get("sequencer", ""))
+
+
+@app.on_sqs_message(queue=settings.work_queue, batch_size=10)
+def handle_work_message(event):
+    return run_sqs_batch(event, lambda body: run_chunk(get_pipeline(), ChunkTask.from_message(body)))
+
+
+@app.on_sqs_message(queue=settings.aggregate_queue, batch_size=1)
+def handle_aggregate_message(event):
+    return run_sqs_batch(event, lambda body: aggregate_job(get_pipeline(), body["job_id"]))
+

@@ -1,0 +1,111 @@
+"""What the REST routes do, apart from Chalice: each function takes plain
+arguments and returns (HTTP status, JSON body[, headers])."""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .jobs.dispatch import new_job, store_upload, upload_metadata
+from .jobs.model import InputError, JobNotFoundError, JobStatus, job_links
+from .jobs.pipeline import Pipeline
+from .processors import processor_names
+
+Response = tuple[int, dict[str, Any]]
+
+# Bigger results are handed out as a presigned link rather than through Lambda,
+# whose responses stop at 6 MB.
+INLINE_RESULT_BYTES = 5 * 1024 * 1024
+
+
+def create_job_from_body(pipe: Pipeline, body: bytes, query: Mapping[str, str],
+                         content_type: str) -> Response:
+    limit = pipe.settings.api_max_body_bytes
+    if len(body) > limit:
+        return 413, {
+            "error": f"the body is {len(body)} bytes; this route takes at most {limit}. "
+                     "For larger files ask POST /uploads for a presigned upload.",
+            "next": "/uploads",
+        }
+    if not body:
+        return 400, {"error": "the request body is empty; send the file as the raw body"}
+    try:
+        options = _options_from_query(query)
+        job = new_job(pipe, query.get("filename", ""), query.get("processor") or "profile", options)
+    except InputError as exc:
+        return 400, {"error": str(exc)}
+    store_upload(pipe, job, body, content_type)
+    return 202, {"job_id": job.job_id, "status": job.status.value, "links": job_links(job.job_id)}
+
+
+def _options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
+    raw = query.get("options")
+    if not raw:
+        return {}
+    try:
+        options = json.loads(raw)
+    except ValueError:
+        raise InputError("the 'options' query parameter must be a JSON object") from None
+    if not isinstance(options, dict):
+        raise InputError("the 'options' query parameter must be a JSON object")
+    return options
+
+
+def create_presigned_upload(pipe: Pipeline, request: Any) -> Response:
+    if not isinstance(request, dict):
+        return 400, {"error": 'send a JSON object: {"filename": ..., "processor": ..., "options": {...}}'}
+    options = request.get("options") or {}
+    if not isinstance(options, dict):
+        return 400, {"error": "'options' must be a JSON object"}
+    try:
+        job = new_job(pipe, request.get("filename", ""), request.get("processor") or "profile", options)
+    except InputError as exc:
+        return 400, {"error": str(exc)}
+    seconds = pipe.settings.presign_seconds
+    post = pipe.blobs.presign_post(job.source_key, pipe.settings.upload_max_bytes,
+                                   upload_metadata(job), seconds)
+    return 201, {
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "upload": {"url": post["url"], "fields": post["fields"], "method": "POST",
+                   "max_bytes": pipe.settings.upload_max_bytes, "expires_in": seconds},
+        "links": job_links(job.job_id),
+    }
+
+
+def get_job(pipe: Pipeline, job_id: str) -> Response:
+    try:
+        return 200, pipe.store.get_job(job_id).to_public()
+    except JobNotFoundError as exc:
+        return 404, {"error": str(exc)}
+
+
+def list_jobs(pipe: Pipeline, query: Mapping[str, str]) -> Response:
+    try:
+        limit = min(max(int(query.get("limit", 50)), 1), 200)
+    except ValueError:
+        return 400, {"error": "'limit' must be a whole number"}
+    jobs = pipe.store.list_jobs(limit=limit)
+    return 200, {"jobs": [job.to_public() for job in jobs], "processors": processor_names()}
+
+
+def get_result(pipe: Pipeline, job_id: str) -> Response | tuple[int, dict, dict]:
+    try:
+        job = pipe.store.get_job(job_id)
+    except JobNotFoundError as exc:
+        return 404, {"error": str(exc)}
+    if not job.status.is_final:
+        return 409, {
+            "error": f"job {job_id} is {job.status.value}; its result is ready when it is final",
+            "status": job.status.value,
+            "progress": job.to_public()["progress"],
+        }
+    if job.status == JobStatus.FAILED:
+        return 422, {"job_id": job_id, "status": job.status.value, "error": job.error}
+    if job.status == JobStatus.CANCELLED:
+        return 410, {"job_id": job_id, "status": job.status.value, "error": "the job was cancelled"}
+    size = pipe.blobs.head(job.result_key).size
+    if size > INLINE_RESULT_BYTES:
+        url = pipe.blobs.presign_get(job.result_key, pipe.settings.presign_seconds)
+        return 303, {"job_id": job_id, "status": job.status.value, "download_url": url}, {"Location": url}
+    return 200, json.loads(pipe.blobs.get(job.result_key))

@@ -1,0 +1,249 @@
+"""From an uploaded file to chunk messages on the work queue.
+
+A job is created when a file is announced (REST upload, presigned POST) or
+when one simply appears under uploads/. Dispatch plans the chunks, records
+them, and fans them out. It may run twice for the same upload (S3 delivers
+events at least once): planning is deterministic, chunks are recorded only
+if absent, and a chunk message sent twice is settled once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+from ..processors import get_processor
+from ..sources.csv_plan import plan_csv, sniff_delimiter
+from ..sources.excel import iter_xlsx_rows, write_csv_chunks
+from ..sources.sniff import (
+    TABLE_KINDS,
+    describe_kind,
+    detect_encoding,
+    is_ascii_compatible,
+    sniff_kind,
+)
+from .lifecycle import fail_job, start_aggregation_if_done
+from .model import ChunkSource, ChunkTask, InputError, Job, JobStatus, TransitionRejectedError, new_job_id
+from .pipeline import Pipeline, upload_key, work_prefix
+
+log = logging.getLogger(__name__)
+
+SNIFF_BYTES = 64 * 1024
+BLOCK_BYTES = 1024 * 1024
+DEFAULT_PROCESSOR = {"csv": "profile", "xlsx": "profile"}
+
+
+# -- announcing a job --------------------------------------------------------
+
+def new_job(pipe: Pipeline, filename: str, processor: str, options: Mapping[str, Any] | None,
+            tenant: str = "default") -> Job:
+    """Create a job record for a file about to be uploaded."""
+    filename = clean_filename(filename)
+    options = get_processor(processor).validate_options(options or {})
+    job_id = new_job_id()
+    job = Job(job_id=job_id, processor=processor, filename=filename,
+              source_key=upload_key(job_id, filename), options=options, tenant=tenant)
+    pipe.store.create_job(job, pipe.ttl_epoch())
+    return job
+
+
+def upload_metadata(job: Job) -> dict[str, str]:
+    """S3 object metadata that ties an uploaded object to its job."""
+    return {"job-id": job.job_id, "processor": job.processor}
+
+
+def store_upload(pipe: Pipeline, job: Job, body: bytes, content_type: str) -> None:
+    pipe.blobs.put(job.source_key, body, content_type=content_type or "application/octet-stream",
+                   metadata=upload_metadata(job))
+
+
+def clean_filename(filename: str | None) -> str:
+    name = posixpath.basename((filename or "").replace("\\", "/")).strip()
+    if not name or name in (".", ".."):
+        raise InputError("a filename is required, e.g. ?filename=sales.csv")
+    if len(name) > 200:
+        raise InputError("the filename is longer than 200 characters")
+    if any(ord(c) < 32 for c in name):
+        raise InputError("the filename contains control characters")
+    return name
+
+
+# -- an object appeared under uploads/ ----------------------------------------
+
+def handle_uploaded_object(pipe: Pipeline, key: str, sequencer: str = "") -> str:
+    """Find or create the job for an uploaded object, then dispatch it.
+    Returns the job id."""
+    info = pipe.blobs.head(key)
+    job_id = info.metadata.get("job-id")
+    if job_id:
+        job = pipe.store.get_job(job_id)
+    else:
+        job = _job_for_dropped_object(pipe, key, sequencer, info.metadata)
+        if job is None:
+            return ""
+    dispatch_job(pipe, job.job_id)
+    return job.job_id
+
+
+def _job_for_dropped_object(pipe: Pipeline, key: str, sequencer: str,
+                            metadata: Mapping[str, str]) -> Job | None:
+    """The job for a file dropped into uploads/ by any S3 client; its processor
+    comes from the object's metadata or, failing that, from the file's type."""
+    # The id derives from the object's key and S3's sequencer, so a redelivered
+    # event finds the job its first delivery made.
+    digest = hashlib.sha256(f"{key}\0{sequencer}".encode()).hexdigest()[:12]
+    job_id = f"s3-{digest}"
+    filename = clean_filename(posixpath.basename(key))
+    problem = None
+    processor = metadata.get("processor", "")
+    options: dict[str, Any] = {}
+    if not processor:
+        kind = sniff_kind(pipe.blobs.read_range(key, 0, SNIFF_BYTES))
+        processor = DEFAULT_PROCESSOR.get(kind, "")
+        if not processor:
+            problem = (f"{filename} is {describe_kind(kind)}; no processor reads it "
+                       "(set the object's 'processor' metadata)")
+    if not problem:
+        try:
+            options = get_processor(processor).validate_options(
+                json.loads(metadata.get("options") or "{}"))
+        except ValueError:
+            problem = "the object's 'options' metadata is not valid JSON"
+        except InputError as exc:
+            problem = str(exc)
+    job = Job(job_id=job_id, processor=processor or "unknown", filename=filename,
+              source_key=key, options=options)
+    if not pipe.store.create_job(job, pipe.ttl_epoch()):
+        return pipe.store.get_job(job_id)
+    if problem:
+        fail_job(pipe, job, problem)
+        return None
+    return job
+
+
+# -- planning and fan-out ------------------------------------------------------
+
+def dispatch_job(pipe: Pipeline, job_id: str) -> None:
+    job = pipe.store.get_job(job_id)
+    if job.status not in (JobStatus.RECEIVED, JobStatus.SPLITTING):
+        log.info("dispatch skipped: job already %s", job.status.value, extra={"job_id": job_id})
+        return
+    try:
+        pipe.store.transition(job_id, [JobStatus.RECEIVED.value, JobStatus.SPLITTING.value],
+                              JobStatus.SPLITTING.value)
+    except TransitionRejectedError:
+        return
+    try:
+        tasks = plan_job(pipe, job)
+    except InputError as exc:
+        fail_job(pipe, job, f"{job.filename}: {exc}")
+        return
+    pipe.store.put_chunks(
+        job_id,
+        [{"index": t.index, "key": t.source.key, "start": t.source.start,
+          "end": t.source.end, "first_row": t.source.first_row} for t in tasks],
+        pipe.ttl_epoch(),
+    )
+    pipe.work_queue.send_all(t.to_message() for t in tasks)
+    try:
+        pipe.store.transition(job_id, [JobStatus.SPLITTING.value], JobStatus.PROCESSING.value,
+                              chunks_total=len(tasks))
+    except TransitionRejectedError:
+        return  # cancelled while splitting
+    start_aggregation_if_done(pipe, job_id)
+
+
+def plan_job(pipe: Pipeline, job: Job) -> list[ChunkTask]:
+    processor = get_processor(job.processor)
+    head = pipe.blobs.read_range(job.source_key, 0, SNIFF_BYTES)
+    kind = sniff_kind(head)
+    if processor.chunk_kind == "table":
+        if kind not in TABLE_KINDS:
+            raise InputError(f"this is {describe_kind(kind)}, not CSV or Excel")
+        if kind == "xlsx":
+            return _plan_xlsx(pipe, job)
+        return _plan_csv(pipe, job, head)
+    raise InputError(f"processor {job.processor} reads {processor.chunk_kind} chunks, "
+                     "which this pipeline cannot plan yet")
+
+
+def _plan_csv(pipe: Pipeline, job: Job, head: bytes) -> list[ChunkTask]:
+    if not head:
+        raise InputError("the file is empty")
+    encoding = job.options.get("encoding") or detect_encoding(head)
+    key = job.source_key
+    if not is_ascii_compatible(encoding):
+        key = _transcode_to_utf8(pipe, job, encoding)
+        encoding = "utf-8"
+        head = pipe.blobs.read_range(key, 0, SNIFF_BYTES)
+    plan = plan_csv(pipe.blobs.iter_blocks(key, BLOCK_BYTES), encoding, pipe.settings.chunk_bytes)
+    if plan.data_rows == 0:
+        raise InputError("the file has a header but no data rows")
+    delimiter = job.options.get("delimiter") or sniff_delimiter(
+        head.decode("utf-8-sig" if encoding.startswith("utf-8") else encoding, errors="replace")
+    )
+    chunk_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
+    options = _task_options(job)
+    return [
+        ChunkTask(job.job_id, i, job.processor, options=options, source=ChunkSource(
+            key=key, start=r.start, end=r.end, encoding=chunk_encoding, delimiter=delimiter,
+            header=plan.header, first_row=r.first_row,
+        ))
+        for i, r in enumerate(plan.ranges)
+    ]
+
+
+def _transcode_to_utf8(pipe: Pipeline, job: Job, encoding: str) -> str:
+    """Rewrite a UTF-16 file once as UTF-8, streaming through a temp file."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    key = work_prefix(job.job_id) + "source.utf8.csv"
+    with tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False) as tmp:
+        try:
+            for block in pipe.blobs.iter_blocks(job.source_key, BLOCK_BYTES):
+                tmp.write(decoder.decode(block).encode("utf-8"))
+            tmp.write(decoder.decode(b"", final=True).encode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"the file looks like {encoding} but is not valid {encoding} "
+                             f"text ({exc.reason})") from None
+        path = tmp.name
+    try:
+        pipe.blobs.upload_from(path, key)
+    finally:
+        os.unlink(path)
+    return key
+
+
+def _plan_xlsx(pipe: Pipeline, job: Job) -> list[ChunkTask]:
+    prefix = work_prefix(job.job_id) + "chunks/"
+    starts: dict[int, int] = {}
+
+    def put(index: int, data: bytes, first_row: int) -> None:
+        pipe.blobs.put(f"{prefix}{index:06d}.csv", data, content_type="text/csv")
+        starts[index] = first_row
+
+    with tempfile.NamedTemporaryFile(suffix=".xlsx") as tmp:
+        pipe.blobs.download_to(job.source_key, tmp.name)
+        count, data_rows = write_csv_chunks(
+            iter_xlsx_rows(tmp.name, job.options.get("sheet")), pipe.settings.chunk_rows, put
+        )
+    if data_rows == 0:
+        raise InputError("the sheet has a header but no data rows")
+    options = _task_options(job)
+    return [
+        ChunkTask(job.job_id, i, job.processor, options=options, source=ChunkSource(
+            key=f"{prefix}{i:06d}.csv", encoding="utf-8", delimiter=",", header=None,
+            first_row=starts[i],
+        ))
+        for i in range(count)
+    ]
+
+
+def _task_options(job: Job) -> dict[str, Any]:
+    return dict(job.options)

@@ -1,0 +1,199 @@
+"""Jobs and chunks: what a job is, the statuses it moves through, and the
+message that carries one chunk to a worker. Plain data; no AWS here."""
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class JobStatus(enum.StrEnum):
+    RECEIVED = "received"
+    SPLITTING = "splitting"
+    PROCESSING = "processing"
+    AGGREGATING = "aggregating"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+
+
+class ChunkStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SluiceError(Exception):
+    """Base of every error Sluice raises on purpose."""
+
+
+class InputError(SluiceError):
+    """The user's file or request is wrong. The message says what and where,
+    in words a person understands; it is shown to the user as is."""
+
+
+class JobNotFoundError(SluiceError):
+    pass
+
+
+class TransitionRejectedError(SluiceError):
+    """A conditional state change found the job or chunk in another state:
+    someone else got there first, or the job was cancelled."""
+
+
+def new_job_id() -> str:
+    # Time-ordered prefix so that ids sort roughly by creation.
+    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return f"{now}-{uuid.uuid4().hex[:12]}"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Job:
+    job_id: str
+    processor: str
+    filename: str
+    source_key: str
+    status: JobStatus = JobStatus.RECEIVED
+    options: dict[str, Any] = field(default_factory=dict)
+    tenant: str = "default"
+    chunks_total: int | None = None
+    chunks_done: int = 0
+    chunks_failed: int = 0
+    rows_done: int = 0
+    created_at: str = field(default_factory=utc_now)
+    updated_at: str = field(default_factory=utc_now)
+    finished_at: str | None = None
+    error: str | None = None
+    result_key: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def percent(self) -> float:
+        if self.status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS):
+            return 100.0
+        if not self.chunks_total:
+            return 0.0
+        settled = self.chunks_done + self.chunks_failed
+        return round(100.0 * settled / self.chunks_total, 1)
+
+    @property
+    def all_chunks_settled(self) -> bool:
+        return (
+            self.chunks_total is not None
+            and self.chunks_done + self.chunks_failed >= self.chunks_total
+        )
+
+    def to_public(self) -> dict[str, Any]:
+        """The job as GET /jobs/<id> shows it."""
+        body: dict[str, Any] = {
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "processor": self.processor,
+            "filename": self.filename,
+            "options": self.options,
+            "progress": {
+                "chunks_total": self.chunks_total or 0,
+                "chunks_done": self.chunks_done,
+                "chunks_failed": self.chunks_failed,
+                "rows_processed": self.rows_done,
+                "percent": self.percent,
+            },
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+            "links": job_links(self.job_id),
+        }
+        if self.error:
+            body["error"] = self.error
+        if self.outputs:
+            body["outputs"] = self.outputs
+        return body
+
+
+def job_links(job_id: str) -> dict[str, str]:
+    return {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result"}
+
+
+@dataclass(frozen=True)
+class ChunkSource:
+    """Where a chunk's input lives: a byte range of an S3 object.
+
+    `end` is exclusive; None means to the end of the object. `header` is the
+    CSV header line (decoded text) that every chunk but the first lacks.
+    """
+
+    key: str
+    start: int = 0
+    end: int | None = None
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    header: str | None = None
+    first_row: int = 1  # 1-based number of the chunk's first data row, when known
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One SQS message: everything a worker needs, so it reads nothing else."""
+
+    job_id: str
+    index: int
+    processor: str
+    source: ChunkSource
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_message(self) -> dict[str, Any]:
+        s = self.source
+        return {
+            "type": "chunk",
+            "job_id": self.job_id,
+            "chunk": self.index,
+            "processor": self.processor,
+            "options": self.options,
+            "source": {
+                "key": s.key,
+                "start": s.start,
+                "end": s.end,
+                "encoding": s.encoding,
+                "delimiter": s.delimiter,
+                "header": s.header,
+                "first_row": s.first_row,
+            },
+        }
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> ChunkTask:
+        try:
+            src = body["source"]
+            return cls(
+                job_id=body["job_id"],
+                index=int(body["chunk"]),
+                processor=body["processor"],
+                options=body.get("options") or {},
+                source=ChunkSource(
+                    key=src["key"],
+                    start=int(src.get("start") or 0),
+                    end=None if src.get("end") is None else int(src["end"]),
+                    encoding=src.get("encoding") or "utf-8",
+                    delimiter=src.get("delimiter") or ",",
+                    header=src.get("header"),
+                    first_row=int(src.get("first_row") or 1),
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed chunk message: {exc!r}") from exc

@@ -1,0 +1,36 @@
+"""The pipeline's dependencies in one place, passed to every service function.
+
+Lambda and local_cloud build it from boto3 (chalicelib/wiring.py); unit tests
+build it from the in-memory fakes in chalicelib/jobs/memory.py.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..settings import Settings
+from .ports import BlobStore, JobStore, TaskQueue
+
+
+@dataclass
+class Pipeline:
+    store: JobStore
+    blobs: BlobStore
+    work_queue: TaskQueue
+    aggregate_queue: TaskQueue
+    settings: Settings
+
+    def ttl_epoch(self) -> int:
+        return int(time.time()) + self.settings.job_ttl_days * 86400
+
+
+def upload_key(job_id: str, filename: str) -> str:
+    return f"uploads/{job_id}/{filename}"
+
+
+def work_prefix(job_id: str) -> str:
+    return f"work/{job_id}/"
+
+
+def result_key(job_id: str) -> str:
+    return f"results/{job_id}/result.json"

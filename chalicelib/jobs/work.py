@@ -1,0 +1,64 @@
+"""One chunk: read its bytes, run the processor, store the partial, count it.
+
+The partial is written before the chunk is counted, and the count is a
+transaction that only moves a pending chunk, so a message delivered twice
+(or a worker that dies between the two writes) never counts a chunk twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from ..processors import TableChunk, get_processor
+from ..sources.table import parse_csv_chunk
+from .lifecycle import OPEN_FOR_WORK, start_aggregation_if_done
+from .model import ChunkTask, InputError, TransitionRejectedError
+from .pipeline import Pipeline, work_prefix
+
+log = logging.getLogger(__name__)
+
+
+def partial_key(job_id: str, index: int) -> str:
+    return f"{work_prefix(job_id)}partials/{index:06d}.json"
+
+
+def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
+    """Process one chunk message. Returns what happened: done, duplicate,
+    failed or closed (the job no longer takes work). Transient errors
+    propagate, so the queue delivers the message again."""
+    processor = get_processor(task.processor)
+    src = task.source
+    events: list[dict] = []
+    try:
+        data = pipe.blobs.read_range(src.key, src.start, src.end)
+        parsed = parse_csv_chunk(data, src.encoding, src.delimiter, src.header, src.first_row)
+        for rejected in parsed.rejected:
+            events.append({"type": "row_error", **rejected})
+        chunk = TableChunk(index=task.index, frame=parsed.frame,
+                           row_numbers=parsed.row_numbers, options=task.options)
+        partial = processor.process(chunk, lambda kind, body: events.append({"type": kind, **body}))
+    except InputError as exc:
+        return _settle_failed(pipe, task, str(exc))
+
+    key = partial_key(task.job_id, task.index)
+    rows = int(len(parsed.frame))
+    body = {"chunk": task.index, "rows": rows, "partial": partial, "events": events}
+    pipe.blobs.put(key, json.dumps(body, separators=(",", ":")).encode(), "application/json")
+    try:
+        counted = pipe.store.complete_chunk(task.job_id, task.index, rows, key, OPEN_FOR_WORK)
+    except TransitionRejectedError:
+        return "closed"
+    if counted:
+        start_aggregation_if_done(pipe, task.job_id)
+    return "done" if counted else "duplicate"
+
+
+def _settle_failed(pipe: Pipeline, task: ChunkTask, error: str) -> str:
+    log.warning("chunk failed: %s", error, extra={"job_id": task.job_id, "chunk": task.index})
+    try:
+        counted = pipe.store.fail_chunk(task.job_id, task.index, error, OPEN_FOR_WORK)
+    except TransitionRejectedError:
+        return "closed"
+    if counted:
+        start_aggregation_if_done(pipe, task.job_id)
+    return "failed" if counted else "duplicate"

@@ -1,0 +1,29 @@
+"""Processors by name. A new processor is one module and one line here."""
+from __future__ import annotations
+
+from ..jobs.model import InputError
+from .base import Emit, FinishContext, Outcome, Partial, Processor, TableChunk, fold
+from .profile import ProfileProcessor
+
+_REGISTRY: dict[str, Processor] = {
+    p.name: p for p in (ProfileProcessor(),)
+}
+
+
+def get_processor(name: str) -> Processor:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InputError(
+            f"unknown processor {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def processor_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+__all__ = [
+    "Emit", "FinishContext", "Outcome", "Partial", "Processor", "TableChunk",
+    "fold", "get_processor", "processor_names",
+]

@@ -1,0 +1,307 @@
+"""The `profile` processor (seed 004): schema inference, statistics and data
+quality per column.
+
+Types are decided from all rows, never from the first chunk: each chunk counts,
+per column, how many values would fit each candidate type and keeps the
+statistics of each candidate, so the merged partial decides the same way
+whether the file came as 1 chunk or 500. Every per-column figure merges
+exactly (counts, min, max) or by Chan's parallel formula (mean, variance).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..jobs.model import InputError
+from .base import Emit, FinishContext, Outcome, Partial, TableChunk
+from .summary import summary_key
+
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
+BOOL_TOKENS = {"true": True, "false": False, "yes": True, "no": False}
+EXAMPLES_KEPT = 3
+DEFAULT_TYPE_THRESHOLD = 0.9
+
+# Tried in this order on values that are not numbers; the first that parses wins.
+# Month-first before day-first (the US habit) unless options.dayfirst is set.
+_ISO = "ISO8601"
+_MONTH_FIRST = ("%m/%d/%Y", "%m-%d-%Y", "%m/%d/%y", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S")
+_DAY_FIRST = ("%d/%m/%Y", "%d-%m-%Y", "%d/%m/%y", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S")
+_UNAMBIGUOUS = (
+    "%Y/%m/%d", "%Y.%m.%d", "%d.%m.%Y",
+    "%b %d, %Y", "%B %d, %Y", "%b %d %Y", "%B %d %Y",
+    "%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%d-%b-%y", "%a, %d %b %Y", "%A, %B %d, %Y",
+)
+# A value must look like one of these shapes before any format is tried; this
+# keeps free text from paying for a dozen failed parses.
+_DATE_SHAPE = (
+    r"^(?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}(?:[ T].*)?"
+    r"|.*\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\b.*\d.*"
+    r"|\d.*\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b.*)$"
+)
+
+
+class ProfileProcessor:
+    name = "profile"
+    chunk_kind = "table"
+
+    def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        clean = dict(options)
+        threshold = clean.get("type_threshold", DEFAULT_TYPE_THRESHOLD)
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError):
+            raise InputError(f"options.type_threshold must be a number, got {threshold!r}") from None
+        if not 0.5 <= threshold <= 1.0:
+            raise InputError(f"options.type_threshold must be between 0.5 and 1, got {threshold}")
+        clean["type_threshold"] = threshold
+        clean["dayfirst"] = bool(clean.get("dayfirst", False))
+        return clean
+
+    # -- per chunk ---------------------------------------------------------
+
+    def process(self, chunk: TableChunk, emit: Emit) -> Partial:
+        formats = _date_formats(bool(chunk.options.get("dayfirst")))
+        rows = chunk.row_numbers.to_numpy()
+        columns = {
+            str(name): _profile_column(chunk.frame.iloc[:, i], rows, formats)
+            for i, name in enumerate(chunk.frame.columns)
+        }
+        return {"rows": int(len(chunk.frame)), "columns": columns}
+
+    # -- merging -----------------------------------------------------------
+
+    def merge(self, left: Partial, right: Partial) -> Partial:
+        columns = dict(left["columns"])
+        for name, col in right["columns"].items():
+            columns[name] = _merge_column(columns[name], col) if name in columns else col
+        return {"rows": left["rows"] + right["rows"], "columns": columns}
+
+    # -- the result --------------------------------------------------------
+
+    def finish(self, merged: Partial | None, ctx: FinishContext) -> Outcome:
+        if merged is None or merged["rows"] == 0:
+            raise InputError(f"{ctx.filename} has a header but no data rows")
+        threshold = float(ctx.options.get("type_threshold", DEFAULT_TYPE_THRESHOLD))
+        total = merged["rows"]
+        schema: dict[str, str] = {}
+        statistics: dict[str, Any] = {}
+        missing_values: dict[str, Any] = {}
+        invalid_values: dict[str, Any] = {}
+        for name, col in merged["columns"].items():
+            kind, valid = _decide_type(col, threshold)
+            schema[name] = kind
+            stats = _statistics(kind, col)
+            if stats is not None:
+                statistics[name] = stats
+            if col["missing"]:
+                missing_values[name] = _count(col["missing"], total)
+            invalid = col["present"] - valid
+            if invalid:
+                invalid_values[name] = {
+                    **_count(invalid, total),
+                    "expected_type": kind,
+                    "examples": col["examples"][_EXAMPLE_KIND[kind]],
+                }
+        summary = {
+            "file_name": ctx.filename,
+            "row_count": total,
+            "column_count": len(schema),
+            "schema": schema,
+            "statistics": statistics,
+            "quality_issues": {
+                "total_rows": total,
+                "has_issues": bool(missing_values or invalid_values),
+                "missing_values": missing_values,
+                "invalid_values": invalid_values,
+            },
+        }
+        record = {k: summary[k] for k in ("row_count", "schema", "statistics", "quality_issues")}
+        return Outcome(
+            result=summary,
+            files={summary_key(ctx.filename): _json_bytes(summary)},
+            record=record,
+        )
+
+
+_EXAMPLE_KIND = {"int": "number", "float": "number", "date": "date", "bool": "bool", "string": "number"}
+
+
+def _date_formats(dayfirst: bool) -> tuple[str, ...]:
+    first, second = (_DAY_FIRST, _MONTH_FIRST) if dayfirst else (_MONTH_FIRST, _DAY_FIRST)
+    return (_ISO, *first, *second, *_UNAMBIGUOUS)
+
+
+def _profile_column(raw: pd.Series, rows: np.ndarray, formats: tuple[str, ...]) -> dict:
+    text = raw.fillna("").astype(str).str.strip()
+    lower = text.str.lower()
+    present_mask = ~lower.isin(MISSING_TOKENS).to_numpy()
+    present = text[present_mask]
+    present_rows = rows[present_mask]
+    n_present = int(present_mask.sum())
+
+    bool_values = lower[present_mask].map(BOOL_TOKENS)
+    bool_mask = bool_values.notna().to_numpy()
+
+    numbers = pd.to_numeric(present, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    number_mask = np.isfinite(numbers)
+    if number_mask.any():
+        looks_fractional = (
+            present.str.contains(".", regex=False) | lower[present_mask].str.contains("e", regex=False)
+        ).to_numpy()
+        int_mask = number_mask & ~looks_fractional
+    else:
+        int_mask = number_mask
+
+    date_values, date_mask = _parse_dates(present, ~number_mask & ~bool_mask, formats)
+
+    column: dict[str, Any] = {
+        "missing": int(len(text) - n_present),
+        "present": n_present,
+        "number": int(number_mask.sum()),
+        "integer": int(int_mask.sum()),
+        "date": int(date_mask.sum()),
+        "bool": int(bool_mask.sum()),
+        "true": int((bool_values == True).sum()),  # noqa: E712 - elementwise
+        "numeric": _moments(numbers[number_mask]),
+        "date_min": None,
+        "date_max": None,
+        "examples": {
+            "number": _examples(present, present_rows, ~number_mask),
+            "date": _examples(present, present_rows, ~date_mask),
+            "bool": _examples(present, present_rows, ~bool_mask),
+        },
+    }
+    if date_mask.any():
+        dates = date_values[date_mask]
+        column["date_min"] = _iso(dates.min())
+        column["date_max"] = _iso(dates.max())
+    return column
+
+
+def _parse_dates(values: pd.Series, candidates: np.ndarray, formats: tuple[str, ...]):
+    """Parse values (where candidates is true) as dates with the first format
+    that fits; returns naive UTC datetimes and the mask of parsed values."""
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    mask = np.zeros(len(values), dtype=bool)
+    if not candidates.any():
+        return parsed, mask
+    shaped = values[candidates].str.match(_DATE_SHAPE, case=False).to_numpy()
+    todo = values[candidates][shaped]
+    for fmt in formats:
+        if todo.empty:
+            break
+        if fmt == _ISO:
+            got = pd.to_datetime(todo, format=fmt, errors="coerce", utc=True).dt.tz_localize(None)
+        else:
+            got = pd.to_datetime(todo, format=fmt, errors="coerce")
+        ok = got.notna()
+        if ok.any():
+            parsed.loc[got.index[ok]] = got[ok].astype("datetime64[us]")
+            todo = todo[~ok]
+    mask = parsed.notna().to_numpy()
+    return parsed, mask
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _moments(values: np.ndarray) -> dict[str, Any] | None:
+    if values.size == 0:
+        return None
+    mean = float(values.mean())
+    return {
+        "count": int(values.size),
+        "sum": float(values.sum()),
+        "mean": mean,
+        "m2": float(((values - mean) ** 2).sum()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+    }
+
+
+def _examples(values: pd.Series, rows: np.ndarray, mask: np.ndarray) -> list[dict[str, Any]]:
+    idx = np.flatnonzero(mask)[:EXAMPLES_KEPT]
+    return [{"row": int(rows[i]), "value": str(values.iloc[i])[:100]} for i in idx]
+
+
+def _merge_moments(a: dict | None, b: dict | None) -> dict | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    n = a["count"] + b["count"]
+    delta = b["mean"] - a["mean"]
+    return {
+        "count": n,
+        "sum": a["sum"] + b["sum"],
+        "mean": a["mean"] + delta * b["count"] / n,
+        "m2": a["m2"] + b["m2"] + delta * delta * a["count"] * b["count"] / n,
+        "min": min(a["min"], b["min"]),
+        "max": max(a["max"], b["max"]),
+    }
+
+
+def _merge_column(a: dict, b: dict) -> dict:
+    merged = {k: a[k] + b[k] for k in ("missing", "present", "number", "integer", "date", "bool", "true")}
+    merged["numeric"] = _merge_moments(a["numeric"], b["numeric"])
+    merged["date_min"] = min(filter(None, (a["date_min"], b["date_min"])), default=None)
+    merged["date_max"] = max(filter(None, (a["date_max"], b["date_max"])), default=None)
+    merged["examples"] = {
+        kind: (a["examples"][kind] + b["examples"][kind])[:EXAMPLES_KEPT] for kind in a["examples"]
+    }
+    return merged
+
+
+def _decide_type(col: dict, threshold: float) -> tuple[str, int]:
+    """The column's type and how many of its present values fit it."""
+    present = col["present"]
+    if present == 0:
+        return "string", 0
+    if col["bool"] / present >= threshold:
+        return "bool", col["bool"]
+    if col["number"] / present >= threshold:
+        return ("int" if col["integer"] == col["number"] else "float"), col["number"]
+    if col["date"] / present >= threshold:
+        return "date", col["date"]
+    return "string", present
+
+
+def _statistics(kind: str, col: dict) -> dict[str, Any] | None:
+    if kind in ("int", "float"):
+        m = col["numeric"]
+        number = int if kind == "int" else _sig
+        std = _sig((m["m2"] / (m["count"] - 1)) ** 0.5) if m["count"] > 1 else None
+        return {
+            "min": number(m["min"]), "max": number(m["max"]), "avg": _sig(m["mean"]),
+            "count": m["count"], "sum": number(m["sum"]), "std": std,
+        }
+    if kind == "date":
+        return {"min": _trim_midnight(col["date_min"]), "max": _trim_midnight(col["date_max"]),
+                "count": col["date"]}
+    if kind == "bool":
+        return {"count": col["bool"], "true": col["true"], "false": col["bool"] - col["true"]}
+    return None
+
+
+def _trim_midnight(value: str | None) -> str | None:
+    return value[:10] if value and value.endswith("T00:00:00") else value
+
+
+def _sig(x: float) -> float:
+    # 12 significant digits: merge order changes the last bits of a float sum,
+    # never the first twelve, so 1 chunk and 500 chunks print the same figure.
+    return float(f"{x:.12g}")
+
+
+def _count(n: int, total: int) -> dict[str, Any]:
+    return {"count": n, "percentage": round(100.0 * n / total, 2) if total else 0.0}
+
+
+def _json_bytes(body: dict) -> bytes:
+    import json
+
+    return json.dumps(body, indent=2, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,113 @@
+"""Excel workbooks, streamed row by row with openpyxl's read-only mode and
+rewritten once as CSV chunk files, so that workers read them like any CSV."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..jobs.model import InputError
+from .sniff import check_xlsx_archive
+
+
+def iter_xlsx_rows(path: str, sheet: Any = None) -> Iterator[tuple[int, list[str]]]:
+    """(spreadsheet row number, cells as text) for every row of the sheet,
+    the header first. `sheet` is a name or a 1-based position; the first
+    sheet when None."""
+    import openpyxl  # heavy; only dispatchers of Excel files pay for it
+
+    check_xlsx_archive(path)
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a broken package
+        raise InputError(f"the Excel file cannot be opened: {exc}") from None
+    try:
+        ws = _choose_sheet(book, sheet)
+        for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
+            yield number, [_cell_text(v) for v in values]
+    finally:
+        book.close()
+
+
+def _choose_sheet(book, sheet):
+    names = book.sheetnames
+    if sheet is None or sheet == "":
+        return book[names[0]]
+    if isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
+        position = int(sheet)
+        if not 1 <= position <= len(names):
+            raise InputError(
+                f"options.sheet is {position} but the workbook has {len(names)} sheet(s): {names}"
+            )
+        return book[names[position - 1]]
+    if sheet not in names:
+        raise InputError(f"options.sheet {sheet!r} is not in the workbook; its sheets are {names}")
+    return book[sheet]
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0):
+            return value.date().isoformat()
+        return value.isoformat(sep="T")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
+
+
+def write_csv_chunks(rows: Iterator[tuple[int, list[str]]], rows_per_chunk: int,
+                     put: Callable[[int, bytes, int], None]) -> tuple[int, int]:
+    """Write the rows as CSV chunk files, each with the header first, through
+    put(index, data, first_row). Returns (chunks written, rows with any value)."""
+    try:
+        _, header = next(rows)
+    except StopIteration:
+        raise InputError("the sheet is empty") from None
+    width = _trimmed_width(header)
+    if width == 0:
+        raise InputError("the first row of the sheet (the header) is empty")
+    header = header[:width]
+    buf, writer = _new_buffer(header)
+    index = data_rows = in_chunk = 0
+    first_row = None
+    for number, cells in rows:
+        cells = (cells + [""] * width)[:width]
+        # Empty rows are written too (workers skip them) so that row numbers
+        # inside a chunk file stay the sheet's own.
+        if first_row is None:
+            first_row = number
+        writer.writerow(cells)
+        in_chunk += 1
+        data_rows += any(cells)
+        if in_chunk == rows_per_chunk:
+            put(index, buf.getvalue().encode("utf-8"), first_row)
+            index += 1
+            in_chunk = 0
+            first_row = None
+            buf, writer = _new_buffer(header)
+    if in_chunk:
+        put(index, buf.getvalue().encode("utf-8"), first_row)
+        index += 1
+    return index, data_rows
+
+
+def _trimmed_width(header: list[str]) -> int:
+    width = len(header)
+    while width and header[width - 1] == "":
+        width -= 1
+    return width
+
+
+def _new_buffer(header: list[str]):
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    return buf, writer
