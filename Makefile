@@ -1,0 +1,51 @@
+# Sluice: `make run` starts the whole app locally, `make test` runs every test.
+# Both install what is missing first: system packages, the virtualenv, the
+# pinned Python requirements.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+# Debian packages the tests and the local cloud need (checked with dpkg,
+# installed only when missing).
+SYSTEM_PACKAGES ?=
+
+.PHONY: install system-deps run test test-fast bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(MAKE) --no-print-directory system-deps
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="python3-venv"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+run: install
+	$(BIN)/python -m local_cloud
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest tests/unit
+
+bench: install
+	$(BIN)/python -m bench.profile_bench
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/cfn-lint infra/template.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
