@@ -1,0 +1,49 @@
+"""moto in-process, with the resources deployed from infra/template.yaml
+exactly as local_cloud deploys them."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from chalicelib import aws, wiring
+from chalicelib.settings import Settings, get_settings
+from local_cloud.stack import deploy_stack
+
+
+@dataclasses.dataclass
+class MotoStack:
+    settings: Settings
+    outputs: dict[str, str]
+
+    def client(self, service: str) -> Any:
+        return aws.client(service)
+
+
+@pytest.fixture
+def moto_stack(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    wiring.reset()
+    with mock_aws():
+        outputs = deploy_stack(aws.client, stage="test")
+        for name, value in outputs.app_environment().items():
+            monkeypatch.setenv(name, value)
+        wiring.reset()
+        yield MotoStack(settings=get_settings(), outputs=outputs.values)
+    wiring.reset()
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Make every file split into many chunks."""
+    def apply(chunk_bytes: int = 64, chunk_rows: int = 3):
+        monkeypatch.setenv("SLUICE_CHUNK_BYTES", str(chunk_bytes))
+        monkeypatch.setenv("SLUICE_CHUNK_ROWS", str(chunk_rows))
+        wiring.reset()
+        return dataclasses.replace(get_settings())
+    return apply
