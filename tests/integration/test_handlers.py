@@ -91,8 +91,9 @@ def test_upload_process_and_fetch_the_result(client, moto_stack, small_chunks):
     result = client.http.get(f"/jobs/{job_id}/result").json_body
     assert result["row_count"] == 5
     assert result["schema"] == {"name": "string", "age": "int", "salary": "float", "join_date": "date"}
+    ages = [25, 65, 41, 33, 29]
     assert result["statistics"]["age"] == {"min": 25, "max": 65, "avg": 38.6, "count": 5, "sum": 193,
-                                           "std": pytest.approx(statistics.stdev([25, 65, 41, 33, 29]), rel=1e-11)}
+                                           "std": pytest.approx(statistics.stdev(ages), rel=1e-11)}
     assert result["statistics"]["salary"]["count"] == 4
     assert result["statistics"]["join_date"] == {"min": "2020-02-02", "max": "2024-01-15", "count": 5}
     assert result["quality_issues"]["missing_values"] == {"salary": {"count": 1, "percentage": 20.0}}

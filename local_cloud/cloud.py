@@ -1,0 +1,174 @@
+"""LocalCloud: the whole event-driven app on one machine, startable in-process.
+
+Start order matters: the embedded AWS first, then the stack (its Outputs name the
+resources), then the environment the app reads, then the workers and pump, and
+the API last, so every request it accepts already has handlers behind it.
+``python -m local_cloud`` is a thin CLI around this class; e2e tests and the
+benchmarks use it directly.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from local_cloud.api_server import ApiServer
+from local_cloud.aws_server import AwsClients, EmbeddedAws, apply_environment, client_environment
+from local_cloud.lambda_pool import LambdaPool
+from local_cloud.pump import EventPump, PumpSettings
+from local_cloud.sources import AppDescription, chalice_environment, load_chalice_config
+from local_cloud.stack import StackOutputs, deploy_stack
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+READY_LINE = "Sluice local cloud ready"
+PUMP_ACCESS_KEY = "local-pump"
+
+log = logging.getLogger("local_cloud")
+
+
+class LocalCloud:
+    """Embedded AWS + the stack + event pump + REST API.
+
+    ``start()`` sets AWS_ENDPOINT_URL, dummy credentials and the SLUICE_* names in
+    this process's environment (the in-process API needs them) and ``stop()``
+    puts the previous values back. Code that built boto3 clients or read settings
+    before ``start()`` must rebuild them (chalicelib.aws.reset_clients()).
+    """
+
+    def __init__(
+        self,
+        app_dir: Path | str = REPO_ROOT,
+        aws_port: int = 4566,
+        api_port: int = 8000,
+        stage: str = "local",
+        workers: int = 2,
+        chalice_stage: str = "dev",
+        serve_api: bool = True,
+        pump_settings: PumpSettings | None = None,
+        log_level: int = logging.INFO,
+    ):
+        self.app_dir = Path(app_dir).resolve()
+        self.stage = stage
+        self._aws = EmbeddedAws(port=aws_port)
+        self._api = ApiServer(self.app_dir, port=api_port, chalice_stage=chalice_stage) if serve_api else None
+        self._workers = workers
+        self._chalice_stage = chalice_stage
+        self._pump_settings = pump_settings
+        self._log_level = log_level
+        self._pool: LambdaPool | None = None
+        self._pump: EventPump | None = None
+        self._saved_environ: dict[str, str | None] = {}
+        self.aws_url: str | None = None
+        self.api_url: str | None = None
+        self.outputs: StackOutputs | None = None
+        self.clients: AwsClients | None = None
+
+    @property
+    def description(self) -> AppDescription | None:
+        return self._pool.description if self._pool else None
+
+    def start(self) -> LocalCloud:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.aws_url = self._aws.start()
+        log.info("embedded AWS on %s", self.aws_url)
+        self.clients = AwsClients(self.aws_url)
+        self._set_environment(client_environment(self.aws_url))
+        self.outputs = deploy_stack(self.clients, self.stage)
+        log.info("stack %s deployed", self.outputs.stack_name)
+        self._set_environment(self.outputs.app_environment())
+        # .chalice/config.json gives defaults; the shell and local_cloud win over it.
+        config_env = chalice_environment(load_chalice_config(self.app_dir), self._chalice_stage)
+        self._set_environment({k: v for k, v in config_env.items() if k not in os.environ})
+
+        self._pool = LambdaPool(
+            self.app_dir,
+            environment={**client_environment(self.aws_url), **self.outputs.app_environment()},
+            workers=self._workers,
+            chalice_stage=self._chalice_stage,
+            local_stage=self.stage,
+            log_level=self._log_level,
+        )
+        self._pool.start()
+        # The pump polls with its own access key, so the call ledger tells its
+        # polling apart from the app's own calls.
+        pump_clients = AwsClients(self.aws_url, access_key=PUMP_ACCESS_KEY)
+        self._pump = EventPump(self._pool, pump_clients, self.stage, self._pump_settings)
+        self._pump.start()
+        if self._api is not None:
+            self.api_url = self._api.start()
+            log.info("API on %s", self.api_url)
+
+    def stop(self) -> None:
+        """Stop API, pump, workers and AWS, in that order; safe to call twice."""
+        if self._api is not None:
+            self._api.stop()
+        if self._pump is not None:
+            self._pump.stop()
+            self._pump = None
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+        self._aws.stop()
+        self._restore_environment()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def banner(self) -> str:
+        """What a developer needs to start using it, ready to paste."""
+        outputs = self.outputs.values if self.outputs else {}
+        lines = [
+            f"Sluice local cloud (stage {self.stage}, app {self.app_dir / 'app.py'})",
+            f"  API           {self.api_url or '(not served)'}",
+            f"  Embedded AWS  {self.aws_url}",
+            f"                export AWS_ENDPOINT_URL={self.aws_url} AWS_ACCESS_KEY_ID=local "
+            "AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1",
+            f"  Bucket        {outputs.get('BucketName')}",
+            f"  Table         {outputs.get('TableName')}",
+            f"  Queues        {outputs.get('WorkQueueName')}, {outputs.get('AggregateQueueName')}"
+            f" (DLQs {outputs.get('WorkDLQName')}, {outputs.get('AggregateDLQName')})",
+            f"  Workers       {self._workers} processes",
+        ]
+        description = self.description
+        if description and description.sources:
+            lines.append("  Event sources")
+            lines += [
+                f"    {s.handler} <- {s.describe()}, timeout {description.functions[s.handler].timeout_s} s"
+                for s in description.sources
+            ]
+        if self.api_url:
+            lines += [
+                "",
+                "Try:",
+                f"  curl -X POST --data-binary @sales.csv -H 'Content-Type: text/csv' "
+                f"'{self.api_url}/jobs?processor=profile&filename=sales.csv'",
+                f"  curl {self.api_url}/jobs/<job_id>",
+            ]
+        return "\n".join(lines)
+
+    def _set_environment(self, values: dict[str, str]) -> None:
+        for name in list(os.environ) + list(values):
+            if name not in self._saved_environ and (
+                name in values or name.startswith("AWS_")
+            ):
+                self._saved_environ[name] = os.environ.get(name)
+        apply_environment(values)
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environ = {}

@@ -1,0 +1,98 @@
+"""Races against DynamoDB as the app meets it locally: moto's server behind
+local_cloud's middleware (which gives moto DynamoDB's atomicity), hit from
+many threads at once."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+
+import pytest
+
+from chalicelib.adapters import DynamoJobStore, SqsTaskQueue
+from chalicelib.jobs.lifecycle import start_aggregation_if_done
+from chalicelib.jobs.memory import MemoryBlobStore
+from chalicelib.jobs.model import Job
+from chalicelib.jobs.pipeline import Pipeline
+from chalicelib.settings import Settings
+from local_cloud.aws_server import AwsClients, EmbeddedAws
+from local_cloud.stack import deploy_stack
+
+OPEN = ("splitting", "processing")
+
+
+@pytest.fixture(scope="module")
+def server():
+    aws = EmbeddedAws(port=0)
+    url = aws.start()
+    clients = AwsClients(url)
+    outputs = deploy_stack(clients, stage="race")
+    yield clients, outputs, aws
+    aws.stop()
+
+
+def _job(store, job_id, chunks):
+    store.create_job(Job(job_id=job_id, processor="profile", filename="a.csv",
+                         source_key=f"uploads/{job_id}/a.csv"), 2_000_000_000)
+    store.transition(job_id, ["received"], "processing", chunks_total=chunks)
+    store.put_chunks(job_id, [{"index": i, "key": "k", "start": 0, "end": None} for i in range(chunks)],
+                     2_000_000_000)
+
+
+def test_redeliveries_racing_count_each_chunk_once(server):
+    clients, outputs, _ = server
+    store = DynamoJobStore(clients("dynamodb"), outputs["TableName"])
+    _job(store, "race-1", 20)
+    attempts = [i for i in range(20) for _ in range(3)]
+    with cf.ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda i: store.complete_chunk("race-1", i, 5, f"p{i}", OPEN), attempts))
+    assert sum(results) == 20
+    job = store.get_job("race-1")
+    assert (job.chunks_done, job.rows_done) == (20, 100)
+
+
+def test_two_finishers_at_the_same_moment_start_one_aggregation(server):
+    clients, outputs, aws = server
+    settings = Settings.from_env()
+    store = DynamoJobStore(clients("dynamodb"), outputs["TableName"])
+    queue = SqsTaskQueue(clients("sqs"), outputs["AggregateQueueName"])
+    pipe = Pipeline(store=store, blobs=MemoryBlobStore(), work_queue=queue, aggregate_queue=queue,
+                    settings=settings)
+    for round_ in range(5):
+        job_id = f"race-agg-{round_}"
+        _job(store, job_id, 2)
+        barrier = threading.Barrier(2)
+        wins = []
+
+        def last_chunk(index, job_id=job_id, barrier=barrier, wins=wins):
+            store.complete_chunk(job_id, index, 1, f"p{index}", OPEN)
+            barrier.wait()
+            wins.append(start_aggregation_if_done(pipe, job_id))
+
+        threads = [threading.Thread(target=last_chunk, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(wins) == [False, True]
+        assert store.get_job(job_id).status.value == "aggregating"
+    sqs = clients("sqs")
+    url = sqs.get_queue_url(QueueName=outputs["AggregateQueueName"])["QueueUrl"]
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            break
+        bodies += [m["Body"] for m in got]
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+    assert sorted(bodies) == sorted(f'{{"type":"aggregate","job_id":"race-agg-{r}"}}' for r in range(5))
+
+
+def test_the_ledger_counts_calls_by_caller(server):
+    clients, outputs, aws = server
+    aws.ledger.clear()
+    other = AwsClients(aws.url, access_key="someone-else")
+    other("s3").list_objects_v2(Bucket=outputs["BucketName"])
+    clients("dynamodb").describe_table(TableName=outputs["TableName"])
+    calls = {(c["actor"], c["service"], c["operation"]): c["count"] for c in aws.ledger.snapshot()}
+    assert calls == {("someone-else", "s3", "GETBucket"): 1, ("local", "dynamodb", "DescribeTable"): 1}
