@@ -1,6 +1,9 @@
 """The baseline: the same profile computed by one plain process with pandas,
 no cloud, no chunks: read the whole file with pandas.read_csv, run the
-profile on it, write the summary."""
+profile on it, write the summary.
+
+    python -m bench.baseline data.csv [result.json]
+"""
 from __future__ import annotations
 
 import json
@@ -26,4 +29,7 @@ def profile_file(path: Path) -> dict:
 if __name__ == "__main__":
     started = time.perf_counter()
     result = profile_file(Path(sys.argv[1]))
-    print(json.dumps({"seconds": time.perf_counter() - started, "row_count": result["row_count"]}))
+    seconds = time.perf_counter() - started
+    if len(sys.argv) > 2:
+        Path(sys.argv[2]).write_text(json.dumps(result))
+    print(json.dumps({"seconds": seconds, "row_count": result["row_count"]}))

@@ -16,7 +16,7 @@ from typing import Any
 
 from chalice.config import Config
 from chalice.deploy.validate import validate_routes
-from chalice.local import LocalDevServer, create_local_server
+from chalice.local import CustomLocalChalice, LocalDevServer, create_local_server
 
 from local_cloud.sources import load_chalice_config
 
@@ -80,7 +80,12 @@ class ApiServer:
             user_provided_params={"chalice_app": app, "project_dir": str(self._app_dir)},
             config_from_disk=load_chalice_config(self._app_dir),
         )
-        self._server = create_local_server(app, config, self._host, self._port)
+        if isinstance(app, CustomLocalChalice):
+            # create_local_server re-parents the app's class; a second start in
+            # the same process (tests, benchmarks) must not do that again.
+            self._server = LocalDevServer(app, config, self._host, self._port)
+        else:
+            self._server = create_local_server(app, config, self._host, self._port)
         self._thread = threading.Thread(
             target=self._server.server.serve_forever, name="api-server", daemon=True
         )

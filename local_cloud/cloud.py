@@ -23,6 +23,7 @@ from local_cloud.stack import StackOutputs, deploy_stack
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "Sluice local cloud ready"
 PUMP_ACCESS_KEY = "local-pump"
+LAMBDA_ACCESS_KEY = "local-lambda"
 
 log = logging.getLogger("local_cloud")
 
@@ -90,7 +91,10 @@ class LocalCloud:
 
         self._pool = LambdaPool(
             self.app_dir,
-            environment={**client_environment(self.aws_url), **self.outputs.app_environment()},
+            # Handlers sign with their own access key, so the call ledger can tell
+            # the work a job causes from API requests and the pump's polling.
+            environment={**client_environment(self.aws_url), "AWS_ACCESS_KEY_ID": LAMBDA_ACCESS_KEY,
+                         **self.outputs.app_environment()},
             workers=self._workers,
             chalice_stage=self._chalice_stage,
             local_stage=self.stage,
