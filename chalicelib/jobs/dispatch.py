@@ -164,7 +164,8 @@ def plan_job(pipe: Pipeline, job: Job) -> list[ChunkTask]:
     kind = sniff_kind(head)
     if processor.chunk_kind == "table":
         if kind not in TABLE_KINDS:
-            raise InputError(f"this is {describe_kind(kind)}, not CSV or Excel")
+            raise InputError(f"this is {describe_kind(kind)}, not CSV or Excel"
+                             + ("; save it as .xlsx or CSV" if kind == "xls" else ""))
         if kind == "xlsx":
             return _plan_xlsx(pipe, job)
         return _plan_csv(pipe, job, head)
@@ -175,7 +176,7 @@ def plan_job(pipe: Pipeline, job: Job) -> list[ChunkTask]:
 def _plan_csv(pipe: Pipeline, job: Job, head: bytes) -> list[ChunkTask]:
     if not head:
         raise InputError("the file is empty")
-    encoding = job.options.get("encoding") or detect_encoding(head)
+    encoding = job.options.get("encoding") or detect_encoding(head, complete=len(head) < SNIFF_BYTES)
     key = job.source_key
     if not is_ascii_compatible(encoding):
         key = _transcode_to_utf8(pipe, job, encoding)

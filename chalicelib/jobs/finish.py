@@ -44,7 +44,12 @@ def aggregate_job(pipe: Pipeline, job_id: str) -> str:
     try:
         outcome = processor.finish(merged, ctx)
     except InputError as exc:
-        fail_job(pipe, job, f"{job.filename}: {exc}", from_statuses=[JobStatus.AGGREGATING.value])
+        reason = str(exc)
+        if row_errors and job.rows_done == 0:
+            shown = "; ".join(e["error"] for e in row_errors[:3])
+            more = f" (and {len(row_errors) - 3} more)" if len(row_errors) > 3 else ""
+            reason = f"every data row was rejected: {shown}{more}"
+        fail_job(pipe, job, f"{job.filename}: {reason}", from_statuses=[JobStatus.AGGREGATING.value])
         return "failed"
 
     result = dict(outcome.result)

@@ -5,11 +5,17 @@ Types are decided from all rows, never from the first chunk: each chunk counts,
 per column, how many values would fit each candidate type and keeps the
 statistics of each candidate, so the merged partial decides the same way
 whether the file came as 1 chunk or 500. Every per-column figure merges
-exactly (counts, min, max) or by Chan's parallel formula (mean, variance).
+exactly: counts, min and max trivially; the sum and the sum of squares are
+kept as exact float expansions (a few floats whose exact sum is the exact
+total), so the mean and the standard deviation are computed once, from exact
+totals, and do not depend on how the file was cut.
 """
 from __future__ import annotations
 
+import codecs
+import math
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -57,7 +63,17 @@ class ProfileProcessor:
         if not 0.5 <= threshold <= 1.0:
             raise InputError(f"options.type_threshold must be between 0.5 and 1, got {threshold}")
         clean["type_threshold"] = threshold
-        clean["dayfirst"] = bool(clean.get("dayfirst", False))
+        clean["dayfirst"] = _flag(clean.get("dayfirst", False), "dayfirst")
+        if clean.get("delimiter") not in (None, ""):
+            delimiter = clean["delimiter"]
+            if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+                raise InputError(f"options.delimiter must be one character such as , ; | or a tab, "
+                                 f"got {delimiter!r}")
+        if clean.get("encoding") not in (None, ""):
+            clean["encoding"] = _encoding(clean["encoding"])
+        sheet = clean.get("sheet")
+        if sheet is not None and (isinstance(sheet, bool) or not isinstance(sheet, (str, int))):
+            raise InputError(f"options.sheet must be a sheet name or a 1-based position, got {sheet!r}")
         return clean
 
     # -- per chunk ---------------------------------------------------------
@@ -83,7 +99,7 @@ class ProfileProcessor:
 
     def finish(self, merged: Partial | None, ctx: FinishContext) -> Outcome:
         if merged is None or merged["rows"] == 0:
-            raise InputError(f"{ctx.filename} has a header but no data rows")
+            raise InputError("the file has a header but no data rows")
         threshold = float(ctx.options.get("type_threshold", DEFAULT_TYPE_THRESHOLD))
         total = merged["rows"]
         schema: dict[str, str] = {}
@@ -124,6 +140,35 @@ class ProfileProcessor:
             files={summary_key(ctx.filename): _json_bytes(summary)},
             record=record,
         )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0", ""):
+        return value.strip().lower() in ("true", "yes", "1")
+    raise InputError(f"options.{name} must be true or false, got {value!r}")
+
+
+def _encoding(value: Any) -> str:
+    """A text encoding Sluice can split: ASCII-compatible, or UTF-16 (which
+    is transcoded first)."""
+    try:
+        name = codecs.lookup(str(value)).name
+    except LookupError:
+        raise InputError(f"options.encoding {value!r} is not a known text encoding") from None
+    if not name.startswith("utf-16"):
+        probe = '",;|\t\r\n0123456789abcXYZ'
+        try:
+            ok = probe.encode(name) == probe.encode("ascii")
+        except UnicodeError:
+            ok = False
+        if not ok:
+            raise InputError(f"options.encoding {value!r} is not supported; use UTF-8, UTF-16, "
+                             "or a single-byte code page such as cp1252 or latin-1")
+    return str(value)
 
 
 _EXAMPLE_KIND = {"int": "number", "float": "number", "date": "date", "bool": "bool", "string": "number"}
@@ -212,15 +257,56 @@ def _iso(ts: pd.Timestamp) -> str:
 def _moments(values: np.ndarray) -> dict[str, Any] | None:
     if values.size == 0:
         return None
-    mean = float(values.mean())
     return {
         "count": int(values.size),
-        "sum": float(values.sum()),
-        "mean": mean,
-        "m2": float(((values - mean) ** 2).sum()),
+        "sum": _exact_sum(values.tolist()),
+        "sumsq": _exact_sum(_exact_squares(values)),
         "min": float(values.min()),
         "max": float(values.max()),
     }
+
+
+def _exact_sum(values: list[float]) -> list[float]:
+    """Floats whose exact sum is the exact sum of `values`, largest first.
+
+    math.fsum rounds the exact sum correctly; repeating it on what is left
+    (the values minus the terms found so far) yields the rest, one float at a
+    time. Typical data needs one to three terms. Whatever order the values
+    come in, and however they were grouped, the exact sum is the same."""
+    terms: list[float] = []
+    try:
+        while True:
+            rest = math.fsum(values + [-t for t in terms])
+            if rest == 0 or not math.isfinite(rest):
+                if not math.isfinite(rest):
+                    terms.append(rest)
+                return terms
+            terms.append(rest)
+            if len(terms) > 60:  # cannot happen with finite floats; be safe
+                return terms
+    except (OverflowError, ValueError):
+        total = float(np.sum(values))
+        return [total if not math.isfinite(total) else math.copysign(math.inf, total)]
+
+
+def _exact_squares(values: np.ndarray) -> list[float]:
+    """Pairs (x*x rounded, its rounding error) whose exact sum is x*x for
+    every value (Dekker's product), as one flat list."""
+    big = np.abs(values) > 1e150
+    if big.any():
+        return [math.inf]  # x*x overflows; no finite sum of squares
+    square = values * values
+    split = values * 134217729.0  # 2**27 + 1
+    hi = split - (split - values)
+    lo = values - hi
+    error = ((hi * hi - square) + 2.0 * hi * lo) + lo * lo
+    return square.tolist() + error[error != 0].tolist()
+
+
+def _exact(terms: list[float]) -> Fraction | None:
+    if any(not math.isfinite(t) for t in terms):
+        return None
+    return sum((Fraction(t) for t in terms), Fraction(0))
 
 
 def _examples(values: pd.Series, rows: np.ndarray, mask: np.ndarray) -> list[dict[str, Any]]:
@@ -233,13 +319,10 @@ def _merge_moments(a: dict | None, b: dict | None) -> dict | None:
         return b
     if b is None:
         return a
-    n = a["count"] + b["count"]
-    delta = b["mean"] - a["mean"]
     return {
-        "count": n,
-        "sum": a["sum"] + b["sum"],
-        "mean": a["mean"] + delta * b["count"] / n,
-        "m2": a["m2"] + b["m2"] + delta * delta * a["count"] * b["count"] / n,
+        "count": a["count"] + b["count"],
+        "sum": _exact_sum(a["sum"] + b["sum"]),
+        "sumsq": _exact_sum(a["sumsq"] + b["sumsq"]),
         "min": min(a["min"], b["min"]),
         "max": max(a["max"], b["max"]),
     }
@@ -273,11 +356,20 @@ def _decide_type(col: dict, threshold: float) -> tuple[str, int]:
 def _statistics(kind: str, col: dict) -> dict[str, Any] | None:
     if kind in ("int", "float"):
         m = col["numeric"]
+        n = m["count"]
         number = int if kind == "int" else _sig
-        std = _sig((m["m2"] / (m["count"] - 1)) ** 0.5) if m["count"] > 1 else None
+        total = _exact(m["sum"])
+        squares = _exact(m["sumsq"])
+        if total is None:  # the sum itself overflows
+            return {"min": number(m["min"]), "max": number(m["max"]), "avg": None,
+                    "count": n, "sum": None, "std": None}
+        std = None
+        if n > 1 and squares is not None:
+            m2 = max(squares - total * total / n, Fraction(0))
+            std = _sig(math.sqrt(float(m2 / (n - 1))))
         return {
-            "min": number(m["min"]), "max": number(m["max"]), "avg": _sig(m["mean"]),
-            "count": m["count"], "sum": number(m["sum"]), "std": std,
+            "min": number(m["min"]), "max": number(m["max"]), "avg": _sig(float(total / n)),
+            "count": n, "sum": int(total) if kind == "int" else _sig(float(total)), "std": std,
         }
     if kind == "date":
         return {"min": _trim_midnight(col["date_min"]), "max": _trim_midnight(col["date_max"]),
@@ -292,8 +384,8 @@ def _trim_midnight(value: str | None) -> str | None:
 
 
 def _sig(x: float) -> float:
-    # 12 significant digits: merge order changes the last bits of a float sum,
-    # never the first twelve, so 1 chunk and 500 chunks print the same figure.
+    # 12 significant digits: the figures are exact (see _exact_sum), this only
+    # keeps binary noise such as 0.30000000000000004 out of the summary.
     return float(f"{x:.12g}")
 
 

@@ -100,8 +100,10 @@ def plan_csv(blocks: Iterable[bytes], encoding: str, chunk_bytes: int) -> CsvPla
         header_end = size
         chunk_start = size
     if chunk_start < size:
-        if not last_byte_newline:
-            rows_in_chunk += 1  # a last record with no newline after it
+        if not last_byte_newline or parity == 1:
+            # a last record with no line end after it (or whose quote never
+            # closes, so that its last newline is inside the field)
+            rows_in_chunk += 1
         ranges.append(CsvRange(chunk_start, size, next_row))
         next_row += rows_in_chunk
     header = _decode_header(bytes(header_bytes), encoding)

@@ -13,9 +13,9 @@ from .sniff import check_xlsx_archive
 
 
 def iter_xlsx_rows(path: str, sheet: Any = None) -> Iterator[tuple[int, list[str]]]:
-    """(spreadsheet row number, cells as text) for every row of the sheet,
-    the header first. `sheet` is a name or a 1-based position; the first
-    sheet when None."""
+    """(spreadsheet row number, cells as text) for every row of the sheet from
+    row 1, empty rows included (as [] or empty strings). `sheet` is a name or
+    a 1-based position; the first sheet when None."""
     import openpyxl  # heavy; only dispatchers of Excel files pay for it
 
     check_xlsx_archive(path)
@@ -25,16 +25,41 @@ def iter_xlsx_rows(path: str, sheet: Any = None) -> Iterator[tuple[int, list[str
         raise InputError(f"the Excel file cannot be opened: {exc}") from None
     try:
         ws = _choose_sheet(book, sheet)
-        for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
+        # The <dimension> a writer records may be wrong (some write "A1" for
+        # any sheet) and read-only mode would stop there; read every row.
+        if hasattr(ws, "reset_dimensions"):
+            ws.reset_dimensions()
+        rows = ws.iter_rows(min_row=1, min_col=1, values_only=True)
+        number = 0
+        while True:
+            try:
+                values = next(rows)
+            except StopIteration:
+                break
+            except Exception as exc:  # damage inside the sheet shows only as it is read
+                raise InputError(
+                    f"the Excel file is damaged: sheet {ws.title!r} cannot be read after row "
+                    f"{number} ({type(exc).__name__}: {exc})"
+                ) from None
+            number += 1
             yield number, [_cell_text(v) for v in values]
     finally:
         book.close()
 
 
 def _choose_sheet(book, sheet):
+    ws = _pick_sheet(book, sheet)
+    if not hasattr(ws, "iter_rows"):
+        raise InputError(f"sheet {ws.title!r} is a chart sheet, not a table; "
+                         f"choose another with options.sheet (the sheets are {book.sheetnames})")
+    return ws
+
+
+def _pick_sheet(book, sheet):
     names = book.sheetnames
     if sheet is None or sheet == "":
-        return book[names[0]]
+        # the first sheet that holds cells (a workbook may open on a chart)
+        return book.worksheets[0] if book.worksheets else book[names[0]]
     if isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
         position = int(sheet)
         if not 1 <= position <= len(names):
@@ -67,13 +92,15 @@ def write_csv_chunks(rows: Iterator[tuple[int, list[str]]], rows_per_chunk: int,
                      put: Callable[[int, bytes, int], None]) -> tuple[int, int]:
     """Write the rows as CSV chunk files, each with the header first, through
     put(index, data, first_row). Returns (chunks written, rows with any value)."""
-    try:
-        _, header = next(rows)
-    except StopIteration:
-        raise InputError("the sheet is empty") from None
-    width = _trimmed_width(header)
+    # The header is the first row with a value; empty rows above it (a sheet
+    # whose table starts lower down) are skipped.
+    width = 0
+    for _, header in rows:
+        width = _trimmed_width(header)
+        if width:
+            break
     if width == 0:
-        raise InputError("the first row of the sheet (the header) is empty")
+        raise InputError("the sheet is empty")
     header = header[:width]
     buf, writer = _new_buffer(header)
     index = data_rows = in_chunk = 0

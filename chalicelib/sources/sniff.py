@@ -80,10 +80,20 @@ def _utf16_without_bom(head: bytes) -> str | None:
     return None
 
 
-def detect_encoding(head: bytes) -> str:
+# Callers sniff the first 64 KiB; a shorter head is the whole file.
+SAMPLE_BYTES = 64 * 1024
+
+
+def detect_encoding(head: bytes, complete: bool | None = None) -> str:
     """One of utf-8-sig, utf-16 (with a BOM), utf-16-le/-be, utf-8, cp1252 or
     latin-1. The first three are not ASCII-compatible and must be transcoded
-    before byte-range splitting."""
+    before byte-range splitting.
+
+    `complete` says whether `head` is the whole file; by default a head
+    shorter than SAMPLE_BYTES is taken to be. Only a sample that stops short
+    of the file's end may end inside a UTF-8 character."""
+    if complete is None:
+        complete = len(head) < SAMPLE_BYTES
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -96,7 +106,8 @@ def detect_encoding(head: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError as exc:
         # A multi-byte character cut off by the end of the sample is still UTF-8.
-        if exc.start >= len(head) - 3 and exc.reason == "unexpected end of data":
+        if (not complete and exc.start >= len(head) - 3
+                and exc.reason == "unexpected end of data"):
             return "utf-8"
     try:
         head.decode("cp1252")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -31,17 +32,19 @@ def parse_csv_chunk(data: bytes, encoding: str, delimiter: str, header: str | No
     Rows with no value at all (blank lines) are dropped but keep their number."""
     try:
         body = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        row = first_row + data[: exc.start].count(b"\n")
-        raise InputError(
-            f"row {row}: bytes that are not valid {encoding} text "
-            f"(byte 0x{data[exc.start]:02x}); save the file as UTF-8"
-        ) from None
+        undecodable = False
+    except UnicodeDecodeError:
+        # Keep the bad bytes as lone surrogates; the careful path rejects
+        # exactly the rows that hold them and keeps every other row.
+        body = data.decode(encoding, errors="surrogateescape")
+        undecodable = True
     if header is not None:
         text = header + "\n" + body
     else:
         text = body
     try:
+        if undecodable:
+            raise pd.errors.ParserError("bytes that are not valid text")
         with warnings.catch_warnings():
             # pandas only warns when a row has more fields than the header and
             # drops the extra ones; such a chunk takes the careful path.
@@ -52,10 +55,15 @@ def parse_csv_chunk(data: bytes, encoding: str, delimiter: str, header: str | No
                 index_col=False,
             )
         rejected: list[dict] = []
-    except (pd.errors.ParserError, pd.errors.ParserWarning):
-        frame, rejected = _parse_leniently(text, delimiter, first_row)
+        # Name the columns as the careful path does, so that every chunk of
+        # a file names them alike whichever path it took.
+        names = _dedupe(_first_record(text, delimiter))
+        if len(names) == len(frame.columns):
+            frame.columns = names
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        frame, rejected = _parse_leniently(text, delimiter, first_row, encoding)
         if frame is None:
-            raise
+            raise InputError(f"the CSV cannot be read ({exc})") from None
     except pd.errors.EmptyDataError:
         raise InputError("the chunk has no header line") from None
     numbers = np.arange(first_row, first_row + len(frame), dtype=np.int64)
@@ -64,28 +72,64 @@ def parse_csv_chunk(data: bytes, encoding: str, delimiter: str, header: str | No
     return _drop_blank(frame, numbers, rejected)
 
 
-def _parse_leniently(text: str, delimiter: str, first_row: int):
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+# Appended to the text the csv module reads: a record of its own when the
+# text ends between records, the end of the last field when a quoted field
+# never closes (the csv module would quietly read the rest into that field).
+_END = "\ufdd0sluice-end\ufdd0"
+# What decoding with surrogateescape makes of a byte that is not valid text.
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _parse_leniently(text: str, delimiter: str, first_row: int, encoding: str = "utf-8"):
+    """Every good row, and the rows with too many fields as rejected ones.
+
+    A record whose quoted field never closes is rejected too, naming the row
+    where the quote opens; when the chunk has no other row with a value, the
+    chunk fails with that message."""
+    tail = "" if text.endswith(("\n", "\r")) else "\n"
+    reader = csv.reader(io.StringIO(text + tail + _END, newline=""), delimiter=delimiter, strict=False)
     try:
         header = next(reader)
     except StopIteration:
+        return None, []
+    if header and header[-1].endswith(_END):
         return None, []
     width = len(header)
     good: list[list[str]] = []
     rejected: list[dict] = []
     row = first_row - 1
+    unclosed = False
     try:
         for record in reader:
+            if record == [_END]:
+                break
             row += 1
+            if record and record[-1].endswith(_END):
+                unclosed = True
+                break
             if len(record) > width:
                 rejected.append({
                     "row": row,
                     "error": f"row {row} has {len(record)} fields but the header has {width}",
                 })
                 continue
+            bad = _BAD_BYTE.search("".join(record))
+            if bad:
+                rejected.append({
+                    "row": row,
+                    "error": f"row {row} has bytes that are not valid {encoding} text "
+                             f"(byte 0x{ord(bad.group()) - 0xDC00:02x}); save the file as UTF-8",
+                })
+                continue
             good.append(record + [""] * (width - len(record)))
     except csv.Error as exc:
         raise InputError(f"row {row + 1}: the CSV cannot be read ({exc})") from None
+    if unclosed:
+        error = (f"row {row}: a quoted field starts here but its closing quote (\") is missing, "
+                 "so this row and every line after it could not be read")
+        if not any(any(cell for cell in record) for record in good):
+            raise InputError(error)
+        rejected.append({"row": row, "error": error})
     frame = pd.DataFrame(good, columns=_dedupe(header), dtype=object)
     return frame, rejected
 
@@ -111,16 +155,26 @@ def _drop_blank(frame: pd.DataFrame, numbers: np.ndarray, rejected: list[dict]) 
     return ParsedRows(frame=frame, row_numbers=pd.Series(numbers), rejected=rejected)
 
 
+def _first_record(text: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False))
+    except (StopIteration, csv.Error):
+        return []
+
+
 def _dedupe(names: list[str]) -> list[str]:
-    # The same rule pandas uses, so both parsers name columns alike.
-    seen: dict[str, int] = {}
+    """Unique column names: an empty name is "Unnamed: <position>", a repeated
+    one gets ".1", ".2"... (skipping any name the header already has)."""
+    names = [name if name != "" else f"Unnamed: {i}" for i, name in enumerate(names)]
+    reserved = set(names)
+    taken: set[str] = set()
     out = []
-    for i, name in enumerate(names):
-        name = name if name != "" else f"Unnamed: {i}"
-        if name in seen:
-            seen[name] += 1
-            out.append(f"{name}.{seen[name]}")
-        else:
-            seen[name] = 0
-            out.append(name)
+    for name in names:
+        if name in taken:
+            k = 1
+            while f"{name}.{k}" in taken or f"{name}.{k}" in reserved:
+                k += 1
+            name = f"{name}.{k}"
+        taken.add(name)
+        out.append(name)
     return out
