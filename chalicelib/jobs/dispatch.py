@@ -182,12 +182,13 @@ def _plan_csv(pipe: Pipeline, job: Job, head: bytes) -> list[ChunkTask]:
         key = _transcode_to_utf8(pipe, job, encoding)
         encoding = "utf-8"
         head = pipe.blobs.read_range(key, 0, SNIFF_BYTES)
-    plan = plan_csv(pipe.blobs.iter_blocks(key, BLOCK_BYTES), encoding, pipe.settings.chunk_bytes)
-    if plan.data_rows == 0:
-        raise InputError("the file has a header but no data rows")
     delimiter = job.options.get("delimiter") or sniff_delimiter(
         head.decode("utf-8-sig" if encoding.startswith("utf-8") else encoding, errors="replace")
     )
+    plan = plan_csv(pipe.blobs.iter_blocks(key, BLOCK_BYTES), encoding, pipe.settings.chunk_bytes,
+                    delimiter)
+    if plan.data_rows == 0:
+        raise InputError("the file has a header but no data rows")
     chunk_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
     options = _task_options(job)
     return [

@@ -38,9 +38,13 @@ class CsvPlan:
     unterminated_quote: bool = False
 
 
-def plan_csv(blocks: Iterable[bytes], encoding: str, chunk_bytes: int) -> CsvPlan:
+def plan_csv(blocks: Iterable[bytes], encoding: str, chunk_bytes: int,
+             delimiter: str = ",") -> CsvPlan:
     offset = 0
     parity = 0
+    delim = ord(delimiter) if len(delimiter) == 1 and ord(delimiter) < 128 else QUOTE
+    prev_byte = NEWLINE  # the start of the file is a field's start
+    last_kept_quote = -2
     header_bytes = bytearray()
     header_end: int | None = None
     chunk_start = 0
@@ -53,7 +57,11 @@ def plan_csv(blocks: Iterable[bytes], encoding: str, chunk_bytes: int) -> CsvPla
         if not block:
             continue
         arr = np.frombuffer(block, dtype=np.uint8)
-        quotes = np.flatnonzero(arr == QUOTE)
+        quotes = _field_quotes(arr, np.flatnonzero(arr == QUOTE), parity, prev_byte, delim,
+                               last_kept_quote - offset)
+        if quotes.size:
+            last_kept_quote = int(quotes[-1]) + offset
+        prev_byte = int(arr[-1])
         newlines = np.flatnonzero(arr == NEWLINE)
         if quotes.size:
             before = np.searchsorted(quotes, newlines) + parity
@@ -111,6 +119,33 @@ def plan_csv(blocks: Iterable[bytes], encoding: str, chunk_bytes: int) -> CsvPla
         raise InputError("the first line (the header) is empty")
     return CsvPlan(header=header, data_rows=next_row - 2, ranges=ranges,
                    unterminated_quote=parity == 1)
+
+
+_FIELD_START = (NEWLINE, 0x0D)
+
+
+def _field_quotes(arr: np.ndarray, quotes: np.ndarray, parity: int, prev_byte: int, delim: int,
+                  last_kept: int) -> np.ndarray:
+    """The quotes that quote: one in an opening place must stand at a field's
+    start (after a delimiter or a line end) or right after a closing quote (an
+    escaped ""). Any other, like the one in `5'11"`, is a plain character to
+    pandas and the csv module alike, and must not flip the parity."""
+    if quotes.size == 0:
+        return quotes
+    before = np.where(quotes > 0, arr[np.maximum(quotes - 1, 0)], prev_byte)
+    opening = ((np.arange(quotes.size) + parity) & 1) == 0
+    at_start = (before == delim) | np.isin(before, _FIELD_START)
+    if not (opening & ~at_start & (before != QUOTE)).any():
+        return quotes  # the common case, decided without a Python loop
+    kept: list[int] = []
+    for q in quotes.tolist():
+        if (len(kept) + parity) & 1 == 0:
+            b = int(arr[q - 1]) if q > 0 else prev_byte
+            escaped = b == QUOTE and (kept[-1] if kept else last_kept) == q - 1
+            if not (b == delim or b in _FIELD_START or escaped):
+                continue
+        kept.append(q)
+    return np.asarray(kept, dtype=np.int64)
 
 
 def _decode_header(raw: bytes, encoding: str) -> str:

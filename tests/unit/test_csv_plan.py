@@ -97,7 +97,7 @@ def expected_rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
 def check_plan(data: bytes, encoding: str, delimiter: str, chunk_bytes: int, sizes: list[int]) -> None:
     text = data.decode(encoding)
     records = csv_records(text, delimiter)
-    plan = plan_csv(blocks_of(data, sizes), encoding, chunk_bytes)
+    plan = plan_csv(blocks_of(data, sizes), encoding, chunk_bytes, delimiter)
 
     # The header is the first record, the ranges tile [header_end, size).
     assert csv_records(plan.header, delimiter) == [records[0]]
@@ -263,3 +263,22 @@ def test_sniffed_delimiter_is_the_one_written(delimiter, width, n, data):
     rows += [data.draw(st.lists(cell, min_size=width, max_size=width)) for _ in range(n)]
     text = csv_text(rows, delimiter=delimiter)
     assert sniff_delimiter(text) == delimiter
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 4096])
+def test_a_stray_quote_inside_an_unquoted_field_is_a_plain_character(block_size):
+    # `5'11"` is not RFC 4180, but pandas and the csv module read it as text;
+    # the splitter must too, or every cut after it would land in the wrong place.
+    rows = [f'{i},5\'{i % 12}",note {i}' if i % 3 else f'{i},"quoted, {i}",plain' for i in range(1, 41)]
+    data = ("id,height,note\n" + "\n".join(rows) + "\n").encode()
+    plan = plan_csv(blocks_of(data, [block_size]), "utf-8", 64)
+    assert len(plan.ranges) >= 10
+    assert plan.data_rows == 40
+    expected = list(csv.reader(io.StringIO(data.decode(), newline="")))[1:]
+    got = []
+    for r in plan.ranges:
+        parsed = parse_csv_chunk(data[r.start:r.end], "utf-8", ",", plan.header, r.first_row)
+        assert parsed.rejected == []
+        rows = parsed.frame.itertuples(index=False)
+        got += [(int(n), list(row)) for n, row in zip(parsed.row_numbers, rows, strict=True)]
+    assert got == [(i + 2, row) for i, row in enumerate(expected)]

@@ -1,0 +1,27 @@
+"""The README's claims that can be run are run."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.support.memory_pipeline import memory_pipeline, run_file
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_profile_example_is_what_sluice_returns():
+    marker = "<!-- README example: examples/sales.csv"
+    block = re.search(re.escape(marker) + r".*?```json\n(.*?)```", README, re.S)
+    assert block, "the README's profile example is missing"
+    shown = json.loads(block.group(1))
+    pipe = memory_pipeline(chunk_bytes=90)  # several chunks, same result
+    job = run_file(pipe, (ROOT / "examples" / "sales.csv").read_bytes(), filename="sales.csv")
+    assert job.chunks_total > 3
+    assert json.loads(pipe.blobs.get(job.result_key)) == shown
+
+
+def test_the_two_commands_are_documented_and_ci_runs_the_test_one():
+    assert "make run" in README and "make test" in README
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
