@@ -1,9 +1,29 @@
 """Files in one S3 bucket."""
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..jobs.model import InputError, ServiceError
 from ..jobs.ports import ObjectInfo
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+@contextlib.contextmanager
+def _translated(key: str):
+    """botocore's errors as the domain's: a missing object is the user's
+    problem (it was deleted), anything else is worth a retry."""
+    try:
+        yield
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING:
+            raise InputError(f"s3 object {key} does not exist (was it deleted?)") from None
+        raise ServiceError(f"S3 failed on {key}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise ServiceError(f"S3 failed on {key}: {exc}") from exc
 
 
 class S3BlobStore:
@@ -12,7 +32,8 @@ class S3BlobStore:
         self.bucket = bucket
 
     def head(self, key: str) -> ObjectInfo:
-        resp = self._s3.head_object(Bucket=self.bucket, Key=key)
+        with _translated(key):
+            resp = self._s3.head_object(Bucket=self.bucket, Key=key)
         return ObjectInfo(
             key=key,
             size=resp["ContentLength"],
@@ -21,21 +42,24 @@ class S3BlobStore:
         )
 
     def get(self, key: str) -> bytes:
-        return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        with _translated(key):
+            return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def read_range(self, key: str, start: int, end: int | None) -> bytes:
         if end is not None and end <= start:
             return b""
         # HTTP ranges are inclusive; ours are [start, end).
         byte_range = f"bytes={start}-" if end is None else f"bytes={start}-{end - 1}"
-        return self._s3.get_object(Bucket=self.bucket, Key=key, Range=byte_range)["Body"].read()
+        with _translated(key):
+            return self._s3.get_object(Bucket=self.bucket, Key=key, Range=byte_range)["Body"].read()
 
     def iter_blocks(self, key: str, block_size: int) -> Iterator[bytes]:
-        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
-        try:
-            yield from body.iter_chunks(block_size)
-        finally:
-            body.close()
+        with _translated(key):
+            body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                yield from body.iter_chunks(block_size)
+            finally:
+                body.close()
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None) -> None:
@@ -45,7 +69,8 @@ class S3BlobStore:
         )
 
     def download_to(self, key: str, path: str) -> None:
-        self._s3.download_file(self.bucket, key, path)
+        with _translated(key):
+            self._s3.download_file(self.bucket, key, path)
 
     def upload_from(self, path: str, key: str, content_type: str = "text/csv") -> None:
         self._s3.upload_file(path, self.bucket, key, ExtraArgs={"ContentType": content_type})

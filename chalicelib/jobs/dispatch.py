@@ -28,7 +28,17 @@ from ..sources.sniff import (
     sniff_kind,
 )
 from .lifecycle import fail_job, start_aggregation_if_done
-from .model import ChunkSource, ChunkTask, InputError, Job, JobStatus, TransitionRejectedError, new_job_id
+from .model import (
+    ChunkSource,
+    ChunkTask,
+    InputError,
+    Job,
+    JobStatus,
+    ServiceError,
+    TransitionRejectedError,
+    new_job_id,
+    unexpected_error,
+)
 from .pipeline import Pipeline, upload_key, work_prefix
 
 log = logging.getLogger(__name__)
@@ -142,6 +152,12 @@ def dispatch_job(pipe: Pipeline, job_id: str) -> None:
         tasks = plan_job(pipe, job)
     except InputError as exc:
         fail_job(pipe, job, f"{job.filename}: {exc}")
+        return
+    except ServiceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see unexpected_error
+        log.exception("planning job %s failed", job_id)
+        fail_job(pipe, job, f"{job.filename}: {unexpected_error(exc)}")
         return
     pipe.store.put_chunks(
         job_id,

@@ -10,7 +10,15 @@ from collections.abc import Iterator
 
 from ..processors import FinishContext, fold, get_processor
 from .lifecycle import fail_job, write_file_record
-from .model import ChunkStatus, InputError, JobStatus, TransitionRejectedError, utc_now
+from .model import (
+    ChunkStatus,
+    InputError,
+    JobStatus,
+    ServiceError,
+    TransitionRejectedError,
+    unexpected_error,
+    utc_now,
+)
 from .pipeline import Pipeline, result_key
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,8 @@ def aggregate_job(pipe: Pipeline, job_id: str) -> str:
                         chunks_failed=len(failed), chunk_errors=[e["error"] for e in errors])
     try:
         outcome = processor.finish(merged, ctx)
+    except ServiceError:
+        raise
     except InputError as exc:
         reason = str(exc)
         if row_errors and job.rows_done == 0:
@@ -50,6 +60,11 @@ def aggregate_job(pipe: Pipeline, job_id: str) -> str:
             more = f" (and {len(row_errors) - 3} more)" if len(row_errors) > 3 else ""
             reason = f"every data row was rejected: {shown}{more}"
         fail_job(pipe, job, f"{job.filename}: {reason}", from_statuses=[JobStatus.AGGREGATING.value])
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - see unexpected_error
+        log.exception("finishing job %s failed", job_id)
+        fail_job(pipe, job, f"{job.filename}: {unexpected_error(exc)}",
+                 from_statuses=[JobStatus.AGGREGATING.value])
         return "failed"
 
     result = dict(outcome.result)

@@ -44,6 +44,18 @@ class InputError(SluiceError):
     in words a person understands; it is shown to the user as is."""
 
 
+class ServiceError(SluiceError):
+    """An AWS service failed, throttled or could not be reached. Worth
+    retrying: handlers let it propagate so the event is delivered again."""
+
+
+def unexpected_error(exc: Exception) -> str:
+    """The words for an exception nobody planned for while reading a file.
+    Reading is deterministic, so a retry would fail the same way: the caller
+    records this as the reason instead of crashing into a retry loop."""
+    return f"the file could not be read ({type(exc).__name__}: {exc})"
+
+
 class JobNotFoundError(SluiceError):
     pass
 

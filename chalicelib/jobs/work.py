@@ -12,7 +12,7 @@ import logging
 from ..processors import TableChunk, get_processor
 from ..sources.table import parse_csv_chunk
 from .lifecycle import OPEN_FOR_WORK, start_aggregation_if_done
-from .model import ChunkTask, InputError, TransitionRejectedError
+from .model import ChunkTask, InputError, ServiceError, TransitionRejectedError, unexpected_error
 from .pipeline import Pipeline, work_prefix
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,11 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
         partial = processor.process(chunk, lambda kind, body: events.append({"type": kind, **body}))
     except InputError as exc:
         return _settle_failed(pipe, task, str(exc))
+    except ServiceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see unexpected_error
+        log.exception("chunk %s of job %s could not be read", task.index, task.job_id)
+        return _settle_failed(pipe, task, unexpected_error(exc))
 
     key = partial_key(task.job_id, task.index)
     rows = int(len(parsed.frame))

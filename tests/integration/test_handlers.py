@@ -11,6 +11,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.jobs.lifecycle import FILE_RECORD
+from chalicelib.jobs.model import ServiceError
 from chalicelib.wiring import get_pipeline
 
 CSV = (
@@ -238,17 +239,38 @@ def test_presigned_upload_starts_a_job(client, moto_stack):
     assert result["statistics"]["d"] == {"min": "2024-01-15", "max": "2024-01-16", "count": 2}
 
 
-def test_a_failing_message_is_reported_alone(client, moto_stack):
+def test_a_failing_message_is_reported_alone(client, moto_stack, monkeypatch):
     job_id = post_csv(client).json_body["job_id"]
     deliver_upload(client, moto_stack, f"uploads/{job_id}/sales.csv")
     sqs = moto_stack.client("sqs")
     url = sqs.get_queue_url(QueueName=moto_stack.settings.work_queue)["QueueUrl"]
     good = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"][0]["Body"]
-    broken = json.loads(good)
-    broken["source"]["key"] = "uploads/missing/object.csv"  # S3 answers NoSuchKey: retry later
+    throttled = json.loads(good)
+    throttled["source"]["key"] = "uploads/throttled/object.csv"
+    # AWS itself is the boundary we cannot run: S3 throttles reads of one key.
+    pipe = get_pipeline()
+    real_read = pipe.blobs.read_range
+
+    def read_range(key, start, end):
+        if key == "uploads/throttled/object.csv":
+            raise ServiceError("S3 failed: SlowDown")
+        return real_read(key, start, end)
+
+    monkeypatch.setattr(pipe.blobs, "read_range", read_range)
     event = client.events.generate_sqs_event(
-        message_bodies=[good, "not json", json.dumps(broken)], queue_name=moto_stack.settings.work_queue)
+        message_bodies=[good, "not json", json.dumps(throttled)], queue_name=moto_stack.settings.work_queue)
     response = client.lambda_.invoke("handle_work_message", event)
     ids = [r["messageId"] for r in event["Records"]]
     assert response.payload == {"batchItemFailures": [{"itemIdentifier": ids[2]}]}
     assert client.http.get(f"/jobs/{job_id}").json_body["status"] == "aggregating"
+
+
+def test_a_chunk_whose_file_is_gone_fails_instead_of_retrying(client, moto_stack):
+    job_id = post_csv(client).json_body["job_id"]
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/sales.csv")
+    key = f"uploads/{job_id}/sales.csv"
+    moto_stack.client("s3").delete_object(Bucket=moto_stack.settings.bucket, Key=key)
+    drain_queues(client, moto_stack)
+    job = client.http.get(f"/jobs/{job_id}").json_body
+    assert job["status"] == "failed"
+    assert job["error"] == f"sales.csv: s3 object uploads/{job_id}/sales.csv does not exist (was it deleted?)"

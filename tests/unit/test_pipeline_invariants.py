@@ -91,3 +91,41 @@ def test_status_moves_through_the_documented_states():
     drain(pipe)
     done = pipe.store.get_job(job.job_id)
     assert done.status == JobStatus.COMPLETED and done.percent == 100.0 and done.finished_at
+
+
+class ExplodingProcessor:
+    """A processor with a bug: it raises on rows holding 'boom'."""
+
+    name = "exploding"
+    chunk_kind = "table"
+
+    def validate_options(self, options):
+        return dict(options)
+
+    def process(self, chunk, emit):
+        if chunk.frame.iloc[:, 0].eq("boom").any():
+            raise ZeroDivisionError("division by zero")
+        return {"rows": len(chunk.frame)}
+
+    def merge(self, left, right):
+        return {"rows": left["rows"] + right["rows"]}
+
+    def finish(self, merged, ctx):
+        from chalicelib.processors import Outcome
+
+        return Outcome(result={"rows": merged["rows"]})
+
+
+def test_an_unexpected_error_fails_the_chunk_instead_of_a_retry_loop(monkeypatch):
+    from chalicelib import processors
+
+    monkeypatch.setitem(processors._REGISTRY, "exploding", ExplodingProcessor())
+    pipe = memory_pipeline(chunk_bytes=30)
+    data = b"word\n" + b"".join(f"w{i}\n".encode() for i in range(20)) + b"boom\n"
+    job = run_file(pipe, data, processor="exploding")
+    assert job.status == JobStatus.COMPLETED_WITH_ERRORS
+    assert job.chunks_failed == 1
+    errors = result_of(pipe, job)["errors"]["failed_chunks"]
+    assert errors[0]["error"] == "the file could not be read (ZeroDivisionError: division by zero)"
+    # Only the failed chunk's rows are lost; every other chunk counts.
+    assert result_of(pipe, job)["rows"] == job.rows_done >= 21 - 4
