@@ -180,50 +180,67 @@ def _date_formats(dayfirst: bool) -> tuple[str, ...]:
 
 
 def _profile_column(raw: pd.Series, rows: np.ndarray, formats: tuple[str, ...]) -> dict:
-    text = raw.fillna("").astype(str).str.strip()
+    # Every text test runs once per distinct value, then spreads to the rows
+    # through the factorize codes: columns repeat themselves (cities, flags,
+    # dates), and numpy indexing is far cheaper than pandas' string methods.
+    codes, uniques = pd.factorize(raw.to_numpy(dtype=object, na_value=""), sort=False)
+    distinct = pd.Series(uniques, dtype=object)
+    text = distinct.str.strip()
     lower = text.str.lower()
-    present_mask = ~lower.isin(MISSING_TOKENS).to_numpy()
-    present = text[present_mask]
-    present_rows = rows[present_mask]
-    n_present = int(present_mask.sum())
+    present_u = ~lower.isin(MISSING_TOKENS).to_numpy()
 
-    bool_values = lower[present_mask].map(BOOL_TOKENS)
-    bool_mask = bool_values.notna().to_numpy()
+    bool_values = lower.map(BOOL_TOKENS)
+    bool_u = bool_values.notna().to_numpy() & present_u
+    true_u = (bool_values == True).to_numpy() & present_u  # noqa: E712 - elementwise
 
-    numbers = pd.to_numeric(present, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    number_mask = np.isfinite(numbers)
-    if number_mask.any():
-        looks_fractional = (
-            present.str.contains(".", regex=False) | lower[present_mask].str.contains("e", regex=False)
-        ).to_numpy()
-        int_mask = number_mask & ~looks_fractional
-    else:
-        int_mask = number_mask
+    numbers_u = np.full(len(distinct), np.nan)
+    # Only values that start like a number pay for a parse attempt.
+    maybe = present_u & text.str[:1].isin(_NUMBER_STARTS).to_numpy()
+    if maybe.any():
+        numbers_u[maybe] = pd.to_numeric(text[maybe], errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan)
+    number_u = np.isfinite(numbers_u)
+    int_u = number_u.copy()
+    if number_u.any():
+        shown = text[number_u]
+        int_u[number_u] = ~(shown.str.contains(".", regex=False)
+                            | shown.str.contains("e", case=False, regex=False)).to_numpy()
 
-    date_values, date_mask = _parse_dates(present, ~number_mask & ~bool_mask, formats)
+    date_values, date_u = _parse_dates(text, present_u & ~number_u & ~bool_u, formats)
 
+    present = present_u[codes]
+    number = number_u[codes]
+    date = date_u[codes]
+    boolean = bool_u[codes]
+    present_rows = rows[present]
+    shown_text = text.to_numpy()[codes[present]]
     column: dict[str, Any] = {
-        "missing": int(len(text) - n_present),
-        "present": n_present,
-        "number": int(number_mask.sum()),
-        "integer": int(int_mask.sum()),
-        "date": int(date_mask.sum()),
-        "bool": int(bool_mask.sum()),
-        "true": int((bool_values == True).sum()),  # noqa: E712 - elementwise
-        "numeric": _moments(numbers[number_mask]),
+        "missing": int(len(codes) - present.sum()),
+        "present": int(present.sum()),
+        "number": int(number.sum()),
+        "integer": int(int_u[codes].sum()),
+        "date": int(date.sum()),
+        "bool": int(boolean.sum()),
+        "true": int(true_u[codes].sum()),
+        "numeric": _moments(numbers_u[codes][number]),
         "date_min": None,
         "date_max": None,
         "examples": {
-            "number": _examples(present, present_rows, ~number_mask),
-            "date": _examples(present, present_rows, ~date_mask),
-            "bool": _examples(present, present_rows, ~bool_mask),
+            "number": _examples(shown_text, present_rows, ~number[present]),
+            "date": _examples(shown_text, present_rows, ~date[present]),
+            "bool": _examples(shown_text, present_rows, ~boolean[present]),
         },
     }
-    if date_mask.any():
-        dates = date_values[date_mask]
+    if date_u.any():
+        # Every distinct value occurs in some row, so the extremes of the
+        # distinct dates are the column's.
+        dates = date_values[date_u]
         column["date_min"] = _iso(dates.min())
         column["date_max"] = _iso(dates.max())
     return column
+
+
+_NUMBER_STARTS = list("0123456789+-.")
 
 
 def _parse_dates(values: pd.Series, candidates: np.ndarray, formats: tuple[str, ...]):
@@ -309,9 +326,9 @@ def _exact(terms: list[float]) -> Fraction | None:
     return sum((Fraction(t) for t in terms), Fraction(0))
 
 
-def _examples(values: pd.Series, rows: np.ndarray, mask: np.ndarray) -> list[dict[str, Any]]:
+def _examples(values: np.ndarray, rows: np.ndarray, mask: np.ndarray) -> list[dict[str, Any]]:
     idx = np.flatnonzero(mask)[:EXAMPLES_KEPT]
-    return [{"row": int(rows[i]), "value": str(values.iloc[i])[:100]} for i in idx]
+    return [{"row": int(rows[i]), "value": str(values[i])[:100]} for i in idx]
 
 
 def _merge_moments(a: dict | None, b: dict | None) -> dict | None:
