@@ -47,6 +47,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _placeholders(names: dict, values: dict, prefix: str, items: dict[str, dict],
+                  template: str) -> list[str]:
+    """Expression parts for `items` (attribute name -> typed value), with
+    their #name and :value placeholders added to `names` and `values`."""
+    parts = []
+    for i, (name, value) in enumerate(items.items()):
+        names[f"#{prefix}{i}"] = name
+        values[f":{prefix}{i}"] = value
+        parts.append(template.format(n=f"#{prefix}{i}", v=f":{prefix}{i}"))
+    return parts
+
+
+def _status_in(values: dict, prefix: str, statuses: Iterable[str]) -> str:
+    """`#status IN (...)` for the given statuses, their values added."""
+    marks = []
+    for i, status in enumerate(statuses):
+        values[f":{prefix}{i}"] = {"S": status}
+        marks.append(f":{prefix}{i}")
+    return f"#status IN ({', '.join(marks)})"
+
+
 def _key(job_id: str, sort_key: str) -> dict:
     return {"PK": {"S": f"JOB#{job_id}"}, "SK": {"S": sort_key}}
 
@@ -115,19 +136,14 @@ class DynamoJobStore:
         names = {"#status": "status", "#updated": "updated_at"}
         values = {":to": {"S": to_status}, ":now": {"S": utc_now()}}
         sets = ["#status = :to", "#updated = :now"]
-        for i, (name, value) in enumerate(fields.items()):
-            names[f"#f{i}"] = name
-            values[f":f{i}"] = to_item_value(value)
-            sets.append(f"#f{i} = :f{i}")
-        allowed = []
-        for i, status in enumerate(from_statuses):
-            values[f":from{i}"] = {"S": status}
-            allowed.append(f":from{i}")
+        typed = {k: to_item_value(v) for k, v in fields.items()}
+        sets += _placeholders(names, values, "f", typed, "{n} = {v}")
+        allowed = _status_in(values, "from", from_statuses)
         try:
             resp = self._db.update_item(
                 TableName=self._table, Key=_key(job_id, "META"),
                 UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=f"attribute_exists(PK) AND #status IN ({', '.join(allowed)})",
+                ConditionExpression=f"attribute_exists(PK) AND {allowed}",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
@@ -177,22 +193,14 @@ class DynamoJobStore:
         now = utc_now()
         chunk_names = {"#status": "status", "#settled": "settled_at"}
         chunk_values = {":pending": {"S": ChunkStatus.PENDING.value}, ":now": {"S": now}}
-        sets = ["#settled = :now"]
-        for i, (name, value) in enumerate(chunk_set.items()):
-            chunk_names[f"#c{i}"] = name
-            chunk_values[f":c{i}"] = to_item_value(value)
-            sets.append(f"#c{i} = :c{i}")
+        sets = ["#settled = :now"] + _placeholders(
+            chunk_names, chunk_values, "c", {k: to_item_value(v) for k, v in chunk_set.items()},
+            "{n} = {v}")
         job_names = {"#status": "status", "#updated": "updated_at"}
         job_values = {":now": {"S": now}}
-        adds = []
-        for i, (name, amount) in enumerate(job_add.items()):
-            job_names[f"#a{i}"] = name
-            job_values[f":a{i}"] = {"N": str(amount)}
-            adds.append(f"#a{i} :a{i}")
-        allowed = []
-        for i, status in enumerate(open_statuses):
-            job_values[f":open{i}"] = {"S": status}
-            allowed.append(f":open{i}")
+        adds = _placeholders(job_names, job_values, "a",
+                             {k: {"N": str(n)} for k, n in job_add.items()}, "{n} {v}")
+        allowed = _status_in(job_values, "open", open_statuses)
         try:
             self._db.transact_write_items(TransactItems=[
                 {"Update": {
@@ -205,7 +213,7 @@ class DynamoJobStore:
                 {"Update": {
                     "TableName": self._table, "Key": _key(job_id, "META"),
                     "UpdateExpression": "SET #updated = :now ADD " + ", ".join(adds),
-                    "ConditionExpression": f"#status IN ({', '.join(allowed)})",
+                    "ConditionExpression": allowed,
                     "ExpressionAttributeNames": job_names,
                     "ExpressionAttributeValues": job_values,
                 }},

@@ -3,7 +3,6 @@ local_cloud's middleware (which gives moto DynamoDB's atomicity), hit from
 many threads at once."""
 from __future__ import annotations
 
-import concurrent.futures as cf
 import threading
 
 import pytest
@@ -16,6 +15,7 @@ from chalicelib.jobs.pipeline import Pipeline
 from chalicelib.settings import Settings
 from local_cloud.aws_server import AwsClients, EmbeddedAws
 from local_cloud.stack import deploy_stack
+from tests.support.races import settle_every_chunk_three_times_at_once
 
 OPEN = ("splitting", "processing")
 
@@ -42,10 +42,7 @@ def test_redeliveries_racing_count_each_chunk_once(server):
     clients, outputs, _ = server
     store = DynamoJobStore(clients("dynamodb"), outputs["TableName"])
     _job(store, "race-1", 20)
-    attempts = [i for i in range(20) for _ in range(3)]
-    with cf.ThreadPoolExecutor(12) as pool:
-        results = list(pool.map(lambda i: store.complete_chunk("race-1", i, 5, f"p{i}", OPEN), attempts))
-    assert sum(results) == 20
+    assert sum(settle_every_chunk_three_times_at_once(store, "race-1")) == 20
     job = store.get_job("race-1")
     assert (job.chunks_done, job.rows_done) == (20, 100)
 

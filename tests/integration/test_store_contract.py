@@ -2,13 +2,12 @@
 keep exactly the promises of the DynamoDB and S3 adapters (run on moto)."""
 from __future__ import annotations
 
-import concurrent.futures as cf
-
 import pytest
 
 from chalicelib.adapters import DynamoJobStore, S3BlobStore
 from chalicelib.jobs.memory import MemoryBlobStore, MemoryJobStore
 from chalicelib.jobs.model import Job, JobNotFoundError, JobStatus, TransitionRejectedError
+from tests.support.races import settle_every_chunk_three_times_at_once
 
 OPEN = ("splitting", "processing")
 
@@ -107,11 +106,7 @@ def test_concurrent_settles_count_exactly():
     store.transition("j1", ["received"], "processing", chunks_total=20)
     store.put_chunks("j1", [{"index": i, "key": "k", "start": 0, "end": None} for i in range(20)],
                      2_000_000_000)
-    # Every chunk delivered three times, all at once.
-    attempts = [i for i in range(20) for _ in range(3)]
-    with cf.ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda i: store.complete_chunk("j1", i, 5, f"p{i}", OPEN), attempts))
-    assert sum(results) == 20
+    assert sum(settle_every_chunk_three_times_at_once(store, "j1")) == 20
     job = store.get_job("j1")
     assert (job.chunks_done, job.rows_done) == (20, 100)
 
