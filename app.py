@@ -73,7 +73,9 @@ def handle_object_created(event):
         handle_uploaded_object(get_pipeline(), unquote_plus(obj["key"]), obj.get("sequencer", ""))
 
 
-@app.on_sqs_message(queue=settings.work_queue, batch_size=10)
+# One chunk per invocation: a chunk is already a few MB of rows, so chunks run
+# side by side on as many Lambdas as there are chunks instead of in a row.
+@app.on_sqs_message(queue=settings.work_queue, batch_size=1)
 def handle_work_message(event):
     return run_sqs_batch(event, lambda body: run_chunk(get_pipeline(), ChunkTask.from_message(body)))
 

@@ -148,8 +148,10 @@ def dispatch_job(pipe: Pipeline, job_id: str) -> None:
                               JobStatus.SPLITTING.value)
     except TransitionRejectedError:
         return
+    fan_out = FanOut(pipe, job_id)
     try:
-        tasks = plan_job(pipe, job)
+        plan_job(pipe, job, fan_out)
+        fan_out.flush()
     except InputError as exc:
         fail_job(pipe, job, f"{job.filename}: {exc}")
         return
@@ -159,22 +161,53 @@ def dispatch_job(pipe: Pipeline, job_id: str) -> None:
         log.exception("planning job %s failed", job_id)
         fail_job(pipe, job, f"{job.filename}: {unexpected_error(exc)}")
         return
-    pipe.store.put_chunks(
-        job_id,
-        [{"index": t.index, "key": t.source.key, "start": t.source.start,
-          "end": t.source.end, "first_row": t.source.first_row} for t in tasks],
-        pipe.ttl_epoch(),
-    )
-    pipe.work_queue.send_all(t.to_message() for t in tasks)
     try:
         pipe.store.transition(job_id, [JobStatus.SPLITTING.value], JobStatus.PROCESSING.value,
-                              chunks_total=len(tasks))
+                              chunks_total=fan_out.sent)
     except TransitionRejectedError:
         return  # cancelled while splitting
     start_aggregation_if_done(pipe, job_id)
 
 
-def plan_job(pipe: Pipeline, job: Job) -> list[ChunkTask]:
+class FanOut:
+    """Records chunks and sends their messages while the file is still being
+    planned, so workers start on the first chunks as the dispatcher reads on.
+    Chunks are recorded before their messages go."""
+
+    BATCH = 10
+
+    def __init__(self, pipe: Pipeline, job_id: str):
+        self._pipe = pipe
+        self._job_id = job_id
+        self._pending: list[ChunkTask] = []
+        self.sent = 0
+
+    @property
+    def next_index(self) -> int:
+        return self.sent + len(self._pending)
+
+    def add(self, task: ChunkTask) -> None:
+        self._pending.append(task)
+        # The first chunks go at once, then batches grow to ten: workers start
+        # early and a big file still costs one SQS call per ten chunks.
+        if len(self._pending) >= min(self.BATCH, max(1, self.sent)):
+            self.flush()
+
+    def flush(self) -> None:
+        tasks, self._pending = self._pending, []
+        if not tasks:
+            return
+        self._pipe.store.put_chunks(
+            self._job_id,
+            [{"index": t.index, "key": t.source.key, "start": t.source.start,
+              "end": t.source.end, "first_row": t.source.first_row} for t in tasks],
+            self._pipe.ttl_epoch(),
+        )
+        self._pipe.work_queue.send_all(t.to_message() for t in tasks)
+        self.sent += len(tasks)
+
+
+def plan_job(pipe: Pipeline, job: Job, fan_out: FanOut) -> None:
     processor = get_processor(job.processor)
     head = pipe.blobs.read_range(job.source_key, 0, SNIFF_BYTES)
     kind = sniff_kind(head)
@@ -183,13 +216,13 @@ def plan_job(pipe: Pipeline, job: Job) -> list[ChunkTask]:
             raise InputError(f"this is {describe_kind(kind)}, not CSV or Excel"
                              + ("; save it as .xlsx or CSV" if kind == "xls" else ""))
         if kind == "xlsx":
-            return _plan_xlsx(pipe, job)
-        return _plan_csv(pipe, job, head)
+            return _plan_xlsx(pipe, job, fan_out)
+        return _plan_csv(pipe, job, head, fan_out)
     raise InputError(f"processor {job.processor} reads {processor.chunk_kind} chunks, "
                      "which this pipeline cannot plan yet")
 
 
-def _plan_csv(pipe: Pipeline, job: Job, head: bytes) -> list[ChunkTask]:
+def _plan_csv(pipe: Pipeline, job: Job, head: bytes, fan_out: FanOut) -> None:
     if not head:
         raise InputError("the file is empty")
     encoding = job.options.get("encoding") or detect_encoding(head, complete=len(head) < SNIFF_BYTES)
@@ -201,19 +234,19 @@ def _plan_csv(pipe: Pipeline, job: Job, head: bytes) -> list[ChunkTask]:
     delimiter = job.options.get("delimiter") or sniff_delimiter(
         head.decode("utf-8-sig" if encoding.startswith("utf-8") else encoding, errors="replace")
     )
-    plan = plan_csv(pipe.blobs.iter_blocks(key, BLOCK_BYTES), encoding, pipe.settings.chunk_bytes,
-                    delimiter)
-    if plan.data_rows == 0:
-        raise InputError("the file has a header but no data rows")
     chunk_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
     options = _task_options(job)
-    return [
-        ChunkTask(job.job_id, i, job.processor, options=options, source=ChunkSource(
-            key=key, start=r.start, end=r.end, encoding=chunk_encoding, delimiter=delimiter,
-            header=plan.header, first_row=r.first_row,
-        ))
-        for i, r in enumerate(plan.ranges)
-    ]
+
+    def on_range(r, header: str) -> None:
+        fan_out.add(ChunkTask(job.job_id, fan_out.next_index, job.processor, options=options,
+                              source=ChunkSource(key=key, start=r.start, end=r.end,
+                                                 encoding=chunk_encoding, delimiter=delimiter,
+                                                 header=header, first_row=r.first_row)))
+
+    plan = plan_csv(pipe.blobs.iter_blocks(key, BLOCK_BYTES), encoding, pipe.settings.chunk_bytes,
+                    delimiter, on_range)
+    if plan.data_rows == 0:
+        raise InputError("the file has a header but no data rows")
 
 
 def _transcode_to_utf8(pipe: Pipeline, job: Job, encoding: str) -> str:
@@ -238,29 +271,23 @@ def _transcode_to_utf8(pipe: Pipeline, job: Job, encoding: str) -> str:
     return key
 
 
-def _plan_xlsx(pipe: Pipeline, job: Job) -> list[ChunkTask]:
+def _plan_xlsx(pipe: Pipeline, job: Job, fan_out: FanOut) -> None:
     prefix = work_prefix(job.job_id) + "chunks/"
-    starts: dict[int, int] = {}
+    options = _task_options(job)
 
     def put(index: int, data: bytes, first_row: int) -> None:
-        pipe.blobs.put(f"{prefix}{index:06d}.csv", data, content_type="text/csv")
-        starts[index] = first_row
+        key = f"{prefix}{index:06d}.csv"
+        pipe.blobs.put(key, data, content_type="text/csv")
+        fan_out.add(ChunkTask(job.job_id, index, job.processor, options=options, source=ChunkSource(
+            key=key, encoding="utf-8", delimiter=",", header=None, first_row=first_row)))
 
     with tempfile.NamedTemporaryFile(suffix=".xlsx") as tmp:
         pipe.blobs.download_to(job.source_key, tmp.name)
-        count, data_rows = write_csv_chunks(
+        _, data_rows = write_csv_chunks(
             iter_xlsx_rows(tmp.name, job.options.get("sheet")), pipe.settings.chunk_rows, put
         )
     if data_rows == 0:
         raise InputError("the sheet has a header but no data rows")
-    options = _task_options(job)
-    return [
-        ChunkTask(job.job_id, i, job.processor, options=options, source=ChunkSource(
-            key=f"{prefix}{i:06d}.csv", encoding="utf-8", delimiter=",", header=None,
-            first_row=starts[i],
-        ))
-        for i in range(count)
-    ]
 
 
 def _task_options(job: Job) -> dict[str, Any]:

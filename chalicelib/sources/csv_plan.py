@@ -11,7 +11,7 @@ put the bytes of '"' or '\\n' inside another character.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +39,10 @@ class CsvPlan:
 
 
 def plan_csv(blocks: Iterable[bytes], encoding: str, chunk_bytes: int,
-             delimiter: str = ",") -> CsvPlan:
+             delimiter: str = ",",
+             on_range: Callable[[CsvRange, str], None] | None = None) -> CsvPlan:
+    """The plan of the whole file. `on_range(range, header)` hears of each
+    range as soon as it is known, so work can start before the scan ends."""
     offset = 0
     parity = 0
     delim = ord(delimiter) if len(delimiter) == 1 and ord(delimiter) < 128 else QUOTE
@@ -52,6 +55,15 @@ def plan_csv(blocks: Iterable[bytes], encoding: str, chunk_bytes: int,
     next_row = 2
     ranges: list[CsvRange] = []
     last_byte_newline = True
+    header: str | None = None
+
+    def found(r: CsvRange) -> None:
+        nonlocal header
+        ranges.append(r)
+        if on_range is not None:
+            if header is None:
+                header = _checked_header(bytes(header_bytes), encoding)
+            on_range(r, header)
 
     for block in blocks:
         if not block:
@@ -93,7 +105,7 @@ def plan_csv(blocks: Iterable[bytes], encoding: str, chunk_bytes: int,
                 break
             cut = int(ends[i]) + 1
             rows = rows_in_chunk + i + 1
-            ranges.append(CsvRange(chunk_start, cut, next_row))
+            found(CsvRange(chunk_start, cut, next_row))
             next_row += rows
             rows_in_chunk = 0
             chunk_start = cut
@@ -112,13 +124,18 @@ def plan_csv(blocks: Iterable[bytes], encoding: str, chunk_bytes: int,
             # a last record with no line end after it (or whose quote never
             # closes, so that its last newline is inside the field)
             rows_in_chunk += 1
-        ranges.append(CsvRange(chunk_start, size, next_row))
+        found(CsvRange(chunk_start, size, next_row))
         next_row += rows_in_chunk
-    header = _decode_header(bytes(header_bytes), encoding)
-    if not header.strip():
-        raise InputError("the first line (the header) is empty")
+    header = header if header is not None else _checked_header(bytes(header_bytes), encoding)
     return CsvPlan(header=header, data_rows=next_row - 2, ranges=ranges,
                    unterminated_quote=parity == 1)
+
+
+def _checked_header(raw: bytes, encoding: str) -> str:
+    header = _decode_header(raw, encoding)
+    if not header.strip():
+        raise InputError("the first line (the header) is empty")
+    return header
 
 
 _FIELD_START = (NEWLINE, 0x0D)
