@@ -13,6 +13,7 @@ totals, and do not depend on how the file was cut.
 from __future__ import annotations
 
 import codecs
+import decimal
 import math
 from collections.abc import Mapping
 from fractions import Fraction
@@ -277,7 +278,9 @@ def _moments(values: np.ndarray) -> dict[str, Any] | None:
     return {
         "count": int(values.size),
         "sum": _exact_sum(values.tolist()),
-        "sumsq": _exact_sum(_exact_squares(values)),
+        "sumsq": _exact_sum(_exact_squares(values[np.abs(values) >= TINY])),
+        # Squares of tiny values, kept exact at a scale (see TINY).
+        "sumsq_tiny": _exact_sum(_exact_squares(values[np.abs(values) < TINY] * TINY_SCALE)),
         "min": float(values.min()),
         "max": float(values.max()),
     }
@@ -304,6 +307,12 @@ def _exact_sum(values: list[float]) -> list[float]:
     except (OverflowError, ValueError):
         total = float(np.sum(values))
         return [total if not math.isfinite(total) else math.copysign(math.inf, total)]
+
+
+# Below 2**-450 the rounding error of x*x falls under the smallest float, so
+# Dekker's product loses it: such values are squared at the exact scale 2**600.
+TINY = 2.0 ** -450
+TINY_SCALE = 2.0 ** 600
 
 
 def _exact_squares(values: np.ndarray) -> list[float]:
@@ -340,6 +349,7 @@ def _merge_moments(a: dict | None, b: dict | None) -> dict | None:
         "count": a["count"] + b["count"],
         "sum": _exact_sum(a["sum"] + b["sum"]),
         "sumsq": _exact_sum(a["sumsq"] + b["sumsq"]),
+        "sumsq_tiny": _exact_sum(a.get("sumsq_tiny", []) + b.get("sumsq_tiny", [])),
         "min": min(a["min"], b["min"]),
         "max": max(a["max"], b["max"]),
     }
@@ -377,13 +387,15 @@ def _statistics(kind: str, col: dict) -> dict[str, Any] | None:
         number = int if kind == "int" else _sig
         total = _exact(m["sum"])
         squares = _exact(m["sumsq"])
+        if squares is not None:
+            squares += _exact(m.get("sumsq_tiny", [])) / Fraction(TINY_SCALE) ** 2
         if total is None:  # the sum itself overflows
             return {"min": number(m["min"]), "max": number(m["max"]), "avg": None,
                     "count": n, "sum": None, "std": None}
         std = None
         if n > 1 and squares is not None:
             m2 = max(squares - total * total / n, Fraction(0))
-            std = _sig(math.sqrt(float(m2 / (n - 1))))
+            std = _sig(_sqrt(m2 / (n - 1)))
         return {
             "min": number(m["min"]), "max": number(m["max"]), "avg": _sig(float(total / n)),
             "count": n, "sum": int(total) if kind == "int" else _sig(float(total)), "std": std,
@@ -398,6 +410,13 @@ def _statistics(kind: str, col: dict) -> dict[str, Any] | None:
 
 def _trim_midnight(value: str | None) -> str | None:
     return value[:10] if value and value.endswith("T00:00:00") else value
+
+
+def _sqrt(x: Fraction) -> float:
+    # In Decimal, not float: the variance of tiny values (1e-160) squares into
+    # the subnormal range, where a float keeps only a few significant digits.
+    with decimal.localcontext(decimal.Context(prec=30)):
+        return float((decimal.Decimal(x.numerator) / decimal.Decimal(x.denominator)).sqrt())
 
 
 def _sig(x: float) -> float:
