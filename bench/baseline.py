@@ -21,7 +21,7 @@ def profile_file(path: Path) -> dict:
     parsed = parse_csv_chunk(path.read_bytes(), "utf-8", ",", None, 2)
     chunk = TableChunk(index=0, frame=parsed.frame, row_numbers=parsed.row_numbers,
                        options=processor.validate_options({}))
-    partial = processor.process(chunk, lambda kind, body: None)
+    partial = processor.process(chunk, lambda kind, body: None).partial
     ctx = FinishContext(job_id="baseline", filename=path.name, options=chunk.options)
     return processor.finish(partial, ctx).result
 

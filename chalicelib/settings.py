@@ -26,6 +26,27 @@ class Settings:
     table: str
     work_queue: str
     aggregate_queue: str
+    results_queue: str
+    callback_queue: str
+    callback_dlq: str
+    # The jobs table's stream, which announces final statuses. Chalice needs
+    # an ARN when it reads app.py; the placeholder serves tests and `chalice
+    # local`, local_cloud and deploys set the real one.
+    table_stream_arn: str
+    # HMAC key of callback signatures. local_cloud sets a development key; a
+    # deployed stage must set its own (a job asking for a callback is refused
+    # while it is empty).
+    callback_secret: str
+    # Callbacks to loopback and private addresses: allowed in local runs only,
+    # so a deployed Sluice cannot be pointed at its own network (SSRF).
+    callback_allow_private: bool
+    # Status and result queries per client per window (seed 000 throttling).
+    status_queries_per_window: int
+    status_window_seconds: int
+    # The external factor service (options.factor_source = "api") and the
+    # rate all workers share when calling it.
+    factor_api_url: str
+    factor_api_rate_per_second: int
     # The API Gateway/Lambda request limit is 6 MB; bigger files go through POST /uploads.
     api_max_body_bytes: int
     # Presigned POST size range.
@@ -45,6 +66,18 @@ class Settings:
             table=os.environ.get("SLUICE_TABLE", "sluice-local-jobs"),
             work_queue=os.environ.get("SLUICE_WORK_QUEUE", "sluice-local-work"),
             aggregate_queue=os.environ.get("SLUICE_AGGREGATE_QUEUE", "sluice-local-aggregate"),
+            results_queue=os.environ.get("SLUICE_RESULTS_QUEUE", "sluice-local-results"),
+            callback_queue=os.environ.get("SLUICE_CALLBACK_QUEUE", "sluice-local-callbacks"),
+            callback_dlq=os.environ.get("SLUICE_CALLBACK_DLQ", "sluice-local-callbacks-dlq"),
+            table_stream_arn=os.environ.get(
+                "SLUICE_TABLE_STREAM_ARN",
+                "arn:aws:dynamodb:us-east-1:123456789012:table/sluice-local-jobs/stream/local"),
+            callback_secret=os.environ.get("SLUICE_CALLBACK_SECRET", ""),
+            callback_allow_private=os.environ.get("SLUICE_CALLBACK_ALLOW_PRIVATE", "") == "1",
+            status_queries_per_window=_int("SLUICE_STATUS_QUERIES_PER_WINDOW", 120),
+            status_window_seconds=_int("SLUICE_STATUS_WINDOW_SECONDS", 60),
+            factor_api_url=os.environ.get("SLUICE_FACTOR_API_URL", ""),
+            factor_api_rate_per_second=_int("SLUICE_FACTOR_API_RATE_PER_SECOND", 10),
             api_max_body_bytes=_int("SLUICE_API_MAX_BODY_BYTES", 5 * 1024 * 1024),
             upload_max_bytes=_int("SLUICE_UPLOAD_MAX_BYTES", 5 * 1024**3),
             chunk_bytes=_int("SLUICE_CHUNK_BYTES", 8 * 1024 * 1024),

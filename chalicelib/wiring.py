@@ -17,6 +17,9 @@ def get_pipeline() -> Pipeline:
         blobs=S3BlobStore(aws.client("s3"), settings.bucket),
         work_queue=SqsTaskQueue(aws.client("sqs"), settings.work_queue),
         aggregate_queue=SqsTaskQueue(aws.client("sqs"), settings.aggregate_queue),
+        results_queue=SqsTaskQueue(aws.client("sqs"), settings.results_queue),
+        callback_queue=SqsTaskQueue(aws.client("sqs"), settings.callback_queue),
+        callback_dlq=SqsTaskQueue(aws.client("sqs"), settings.callback_dlq),
         settings=settings,
     )
 

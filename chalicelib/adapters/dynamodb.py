@@ -22,7 +22,7 @@ _deser = TypeDeserializer()
 
 _JOB_FIELDS = {
     "chunks_total", "chunks_done", "chunks_failed", "rows_done", "finished_at",
-    "error", "result_key", "outputs",
+    "error", "result_key", "outputs", "totals",
 }
 
 
@@ -102,6 +102,8 @@ class DynamoJobStore:
             "updated_at": {"S": job.updated_at},
             "expires_at": {"N": str(ttl_epoch)},
         }
+        if job.callback_url:
+            item["callback_url"] = {"S": job.callback_url}
         try:
             self._db.put_item(
                 TableName=self._table, Item=item,
@@ -280,4 +282,6 @@ def _job_from_item(item: dict) -> Job:
         error=plain.get("error"),
         result_key=plain.get("result_key"),
         outputs=plain.get("outputs") or {},
+        callback_url=plain.get("callback_url"),
+        totals=plain.get("totals") or {},
     )

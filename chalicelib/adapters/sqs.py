@@ -32,6 +32,10 @@ class SqsTaskQueue:
             sent += self._send_batch(batch)
         return sent
 
+    def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
+        self._sqs.send_message(QueueUrl=self.url, DelaySeconds=delay_seconds,
+                               MessageBody=json.dumps(message, separators=(",", ":")))
+
     def _send_batch(self, batch: list[dict[str, Any]]) -> int:
         entries = [
             {"Id": str(i), "MessageBody": json.dumps(body, separators=(",", ":"))}

@@ -4,24 +4,28 @@ claimed by exactly one worker); a redelivered aggregation message finds the
 job already final and does nothing."""
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator
+from typing import Any
 
-from ..processors import FinishContext, fold, get_processor
+from ..processors import FinishContext, Outcome, fold, get_processor
 from .lifecycle import fail_job, write_file_record
 from .model import (
     ChunkStatus,
     InputError,
+    Job,
     JobStatus,
     ServiceError,
     TransitionRejectedError,
     unexpected_error,
     utc_now,
 )
-from .pipeline import Pipeline, result_key
+from .outputs import ChunkFiles, write_outputs
+from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+
+# Row errors shown in the result JSON; the Excel report's Errors sheet has all.
+RESULT_ROW_ERRORS = 1000
 
 
 def aggregate_job(pipe: Pipeline, job_id: str) -> str:
@@ -32,61 +36,69 @@ def aggregate_job(pipe: Pipeline, job_id: str) -> str:
     chunks = sorted(pipe.store.list_chunks(job_id), key=lambda c: c["index"])
     failed = [c for c in chunks if c["status"] == ChunkStatus.FAILED.value]
     done = [c for c in chunks if c["status"] == ChunkStatus.DONE.value]
-    errors = [{"chunk": c["index"], "first_row": c.get("first_row"), "error": c.get("error")}
-              for c in failed]
-    row_errors: list[dict] = []
-
-    def partials() -> Iterator[dict]:
-        for chunk in done:
-            body = json.loads(pipe.blobs.get(chunk["result_key"]))
-            row_errors.extend(e for e in body.get("events", []) if e.get("type") == "row_error")
-            yield body["partial"]
-
+    failed_chunks = [{"chunk": c["index"], "first_row": c.get("first_row"), "error": c.get("error")}
+                     for c in failed]
+    files = ChunkFiles(pipe.blobs, [c["result_key"] for c in done])
     if not done:
         reason = failed[0]["error"] if failed else "no chunk produced any rows"
-        fail_job(pipe, job, f"{job.filename}: {reason}", from_statuses=[JobStatus.AGGREGATING.value])
-        return "failed"
-    merged = fold(processor, partials())
+        return _fail(pipe, job, reason)
+
+    merged = fold(processor, files.partials())
     ctx = FinishContext(job_id=job_id, filename=job.filename, options=job.options,
-                        chunks_failed=len(failed), chunk_errors=[e["error"] for e in errors])
+                        chunks_failed=len(failed), chunk_errors=[e["error"] for e in failed_chunks])
     try:
         outcome = processor.finish(merged, ctx)
     except ServiceError:
         raise
     except InputError as exc:
         reason = str(exc)
-        if row_errors and job.rows_done == 0:
-            shown = "; ".join(e["error"] for e in row_errors[:3])
-            more = f" (and {len(row_errors) - 3} more)" if len(row_errors) > 3 else ""
-            reason = f"every data row was rejected: {shown}{more}"
-        fail_job(pipe, job, f"{job.filename}: {reason}", from_statuses=[JobStatus.AGGREGATING.value])
-        return "failed"
+        if files.row_error_count and job.rows_done == 0:
+            reason = "every data row was rejected: " + _first_errors(
+                files.first_row_errors, files.row_error_count)
+        return _fail(pipe, job, reason)
     except Exception as exc:  # noqa: BLE001 - see unexpected_error
         log.exception("finishing job %s failed", job_id)
-        fail_job(pipe, job, f"{job.filename}: {unexpected_error(exc)}",
-                 from_statuses=[JobStatus.AGGREGATING.value])
-        return "failed"
+        return _fail(pipe, job, unexpected_error(exc))
 
-    result = dict(outcome.result)
-    if row_errors or errors:
-        result["errors"] = {
-            "rejected_rows": len(row_errors),
-            "rows": row_errors[:1000],
-            "failed_chunks": errors,
-        }
-    for key, data in outcome.files.items():
-        pipe.blobs.put(key, data, content_type="application/json")
-    key = result_key(job_id)
-    pipe.blobs.put(key, json.dumps(result, ensure_ascii=False).encode("utf-8"), "application/json")
-    problems = outcome.problems + len(row_errors) + len(failed)
+    problems = outcome.problems + files.row_error_count + len(failed)
+    if problems and job.options.get("strict"):
+        shown = _first_errors([{"error": f"chunk {e['chunk']}: {e['error']}"} for e in failed_chunks]
+                              + files.first_row_errors, problems)
+        return _fail(pipe, job, outcome.strict_failure or
+                     f"strict mode: {problems} row(s) or chunk(s) could not be processed: {shown}")
+
+    _attach_errors(outcome, files, failed_chunks)
+    outputs = write_outputs(pipe, job, processor, outcome, files, failed_chunks)
     status = JobStatus.COMPLETED_WITH_ERRORS if problems else JobStatus.COMPLETED
-    outputs = {"result": key, **{name.split("/")[0]: name for name in outcome.files}}
     try:
         final = pipe.store.transition(
             job_id, [JobStatus.AGGREGATING.value], status.value,
-            result_key=key, outputs=outputs, finished_at=utc_now(),
+            result_key=outputs["result"], outputs=outputs, totals=outcome.totals,
+            finished_at=utc_now(),
         )
     except TransitionRejectedError:
         return "skipped"
     write_file_record(pipe, final, status="success", extra=outcome.record)
     return status.value
+
+
+def _attach_errors(outcome: Outcome, files: ChunkFiles, failed_chunks: list[dict]) -> None:
+    if files.row_error_count or failed_chunks:
+        outcome.result = {**outcome.result, "errors": {
+            "rejected_rows": files.row_error_count,
+            "rows": files.first_row_errors[:RESULT_ROW_ERRORS],
+            "failed_chunks": failed_chunks,
+        }}
+        outcome.totals = {**outcome.totals, "rows_rejected": files.row_error_count,
+                          "chunks_failed": len(failed_chunks)}
+
+
+def _first_errors(errors: list[dict[str, Any]], total: int, shown: int = 3) -> str:
+    text = "; ".join(e["error"] for e in errors[:shown])
+    more = f" (and {total - shown} more)" if total > shown else ""
+    return text + more
+
+
+def _fail(pipe: Pipeline, job: Job, reason: str) -> str:
+    fail_job(pipe, job, f"{job.filename}: {reason}", from_statuses=[JobStatus.AGGREGATING.value])
+    return "failed"

@@ -61,11 +61,16 @@ class MemoryBlobStore:
 class MemoryTaskQueue:
     def __init__(self):
         self.messages: list[dict[str, Any]] = []
+        self.delays: list[int] = []
 
     def send_all(self, messages: Iterable[dict[str, Any]]) -> int:
         batch = [copy.deepcopy(m) for m in messages]
         self.messages.extend(batch)
         return len(batch)
+
+    def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
+        self.delays.append(delay_seconds)
+        self.messages.append(copy.deepcopy(message))
 
     def drain(self) -> list[dict[str, Any]]:
         out, self.messages = self.messages, []

@@ -94,6 +94,10 @@ class Job:
     error: str | None = None
     result_key: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    #: where the final status is POSTed (signed); None: no callback
+    callback_url: str | None = None
+    #: the processor's headline figures, set when the job completes
+    totals: dict[str, Any] = field(default_factory=dict)
 
     @property
     def percent(self) -> float:
@@ -129,17 +133,25 @@ class Job:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "finished_at": self.finished_at,
-            "links": job_links(self.job_id),
+            "links": job_links(self.job_id, rows="rows" in self.outputs),
         }
         if self.error:
             body["error"] = self.error
+        if self.totals:
+            body["totals"] = self.totals
         if self.outputs:
             body["outputs"] = self.outputs
+        if self.callback_url:
+            body["callback_url"] = self.callback_url
         return body
 
 
-def job_links(job_id: str) -> dict[str, str]:
-    return {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result"}
+def job_links(job_id: str, rows: bool = False) -> dict[str, str]:
+    links = {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result",
+             "report": f"/jobs/{job_id}/report"}
+    if rows:
+        links["rows"] = f"/jobs/{job_id}/rows"
+    return links
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ build it from the in-memory fakes in chalicelib/jobs/memory.py.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..settings import Settings
 from .ports import BlobStore, JobStore, TaskQueue
@@ -18,7 +20,15 @@ class Pipeline:
     blobs: BlobStore
     work_queue: TaskQueue
     aggregate_queue: TaskQueue
+    #: one message per job that reaches a final status (seed 000's delivery)
+    results_queue: TaskQueue
+    #: callback deliveries, re-sent with a delay while they fail, and their DLQ
+    callback_queue: TaskQueue
+    callback_dlq: TaskQueue
     settings: Settings
+    #: outside services processors may use, by name: each factory builds the
+    #: service for one job (e.g. "factor_api": the rate-limited factor client).
+    services: dict[str, Callable[[str], Any]] = field(default_factory=dict)
 
     def ttl_epoch(self) -> int:
         return int(time.time()) + self.settings.job_ttl_days * 86400

@@ -37,6 +37,8 @@ class BlobStore(Protocol):
 class TaskQueue(Protocol):
     def send_all(self, messages: Iterable[dict[str, Any]]) -> int:
         """Send JSON messages (in batches of 10); returns how many were sent."""
+    def send(self, message: dict[str, Any], delay_seconds: int = 0) -> None:
+        """Send one JSON message, visible after `delay_seconds` (at most 900)."""
 
 
 class JobStore(Protocol):

@@ -22,6 +22,10 @@ def partial_key(job_id: str, index: int) -> str:
     return f"{work_prefix(job_id)}partials/{index:06d}.json"
 
 
+def rows_key(job_id: str, index: int) -> str:
+    return f"{work_prefix(job_id)}rows/{index:06d}.csv"
+
+
 def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     """Process one chunk message. Returns what happened: done, duplicate,
     failed or closed (the job no longer takes work). Transient errors
@@ -34,9 +38,10 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
         parsed = parse_csv_chunk(data, src.encoding, src.delimiter, src.header, src.first_row)
         for rejected in parsed.rejected:
             events.append({"type": "row_error", **rejected})
-        chunk = TableChunk(index=task.index, frame=parsed.frame,
-                           row_numbers=parsed.row_numbers, options=task.options)
-        partial = processor.process(chunk, lambda kind, body: events.append({"type": kind, **body}))
+        chunk = TableChunk(index=task.index, frame=parsed.frame, row_numbers=parsed.row_numbers,
+                           options=task.options, job_id=task.job_id,
+                           services={name: make(task.job_id) for name, make in pipe.services.items()})
+        result = processor.process(chunk, lambda kind, body: events.append({"type": kind, **body}))
     except InputError as exc:
         return _settle_failed(pipe, task, str(exc))
     except ServiceError:
@@ -47,7 +52,13 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
 
     key = partial_key(task.job_id, task.index)
     rows = int(len(parsed.frame))
-    body = {"chunk": task.index, "rows": rows, "partial": partial, "events": events}
+    body = {"chunk": task.index, "rows": rows, "partial": result.partial, "events": events}
+    if result.rows is not None:
+        # Written before the partial that points at it: a partial is never
+        # seen without its rows. A redelivery overwrites both with the same.
+        body["rows_key"] = rows_key(task.job_id, task.index)
+        body["rows_out"] = int(len(result.rows))
+        pipe.blobs.put(body["rows_key"], result.rows.to_csv(index=False).encode("utf-8"), "text/csv")
     pipe.blobs.put(key, json.dumps(body, separators=(",", ":")).encode(), "application/json")
     try:
         counted = pipe.store.complete_chunk(task.job_id, task.index, rows, key, OPEN_FOR_WORK)

@@ -2,7 +2,18 @@
 from __future__ import annotations
 
 from ..jobs.model import InputError
-from .base import Emit, FinishContext, Outcome, Partial, Processor, TableChunk, fold
+from .base import (
+    ChunkResult,
+    Emit,
+    FinishContext,
+    Outcome,
+    Partial,
+    Processor,
+    ReportContent,
+    RowColumn,
+    TableChunk,
+    fold,
+)
 from .profile import ProfileProcessor
 
 _REGISTRY: dict[str, Processor] = {
@@ -24,6 +35,7 @@ def processor_names() -> list[str]:
 
 
 __all__ = [
-    "Emit", "FinishContext", "Outcome", "Partial", "Processor", "TableChunk",
+    "ChunkResult", "Emit", "FinishContext", "Outcome", "Partial", "Processor", "ReportContent",
+    "RowColumn", "TableChunk",
     "fold", "get_processor", "processor_names",
 ]

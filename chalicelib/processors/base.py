@@ -2,8 +2,11 @@
 plugs into.
 
 A job's input is split into chunks. For each chunk a worker calls
-`process(chunk, emit)`, which returns a *partial*: a JSON-able dict whose size
-does not grow with the rows it covers. When every chunk has settled, the
+`process(chunk, emit)`, which returns a ChunkResult: a *partial*, a JSON-able
+dict whose size does not grow with the rows it covers, and for processors
+that answer every row (carbon) the per-row output as a DataFrame, which the
+pipeline stores beside the chunk and streams into the job's row file and
+report without ever holding all of it. When every chunk has settled, the
 finisher folds the partials with `merge` in chunk order (left covers the
 earlier chunks) and calls `finish` once to produce the result and any output
 files. `emit` lets a processor report events while it works (a row it rejects,
@@ -32,6 +35,18 @@ class TableChunk:
     frame: pd.DataFrame
     row_numbers: pd.Series
     options: Mapping[str, Any]
+    job_id: str = ""
+    #: outside services a processor may use, by name (e.g. "factor_api"), each
+    #: built for this job by the pipeline; empty in pure unit tests.
+    services: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ChunkResult:
+    partial: Partial
+    #: one output row per input row answered, in input order; the columns are
+    #: the processor's `row_columns`. None for processors without row output.
+    rows: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -53,24 +68,57 @@ class Outcome:
     record:   an item stored beside the job (seed 004's file metadata).
     problems: rows or items the processor rejected; any makes the job
               `completed_with_errors` rather than `completed`.
+    totals:   a few headline figures, kept on the job and sent with the
+              final-status notice (results queue, callback).
+    report:   the Summary sheet of the Excel report, and for processors
+              without row output the table for its second sheet.
+    strict_failure: set when the caller asked for strictness and the rows
+              rejected must fail the job; the message says why.
     """
 
     result: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
     record: dict[str, Any] | None = None
     problems: int = 0
+    totals: dict[str, Any] = field(default_factory=dict)
+    report: ReportContent | None = None
+    strict_failure: str | None = None
+
+
+@dataclass
+class ReportContent:
+    """What a processor puts in its Excel report beyond the rows and errors
+    the pipeline adds. `sections` are (heading, [(label, value), ...]) blocks
+    of the Summary sheet; `tables` are (heading, header, rows) tables on it;
+    `sheet` is (name, header, rows) for a processor without row output."""
+
+    sections: list[tuple[str, list[tuple[str, Any]]]] = field(default_factory=list)
+    tables: list[tuple[str, list[str], list[list[Any]]]] = field(default_factory=list)
+    sheet: tuple[str, list[str], list[list[Any]]] | None = None
+
+
+@dataclass(frozen=True)
+class RowColumn:
+    """A column of a processor's per-row output: its name in the row file,
+    its header in reports, and its kind ("text", "number", "integer")."""
+
+    name: str
+    header: str
+    kind: str = "text"
 
 
 class Processor(Protocol):
     name: str
     #: the kinds of chunk it reads: "table" for rows from CSV and Excel
     chunk_kind: str
+    #: the per-row output's columns, or None when it has none
+    row_columns: list[RowColumn] | None
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Check and normalise the caller's options; raise InputError with a
         message naming the bad option."""
 
-    def process(self, chunk: TableChunk, emit: Emit) -> Partial: ...
+    def process(self, chunk: TableChunk, emit: Emit) -> ChunkResult: ...
 
     def merge(self, left: Partial, right: Partial) -> Partial: ...
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..jobs.model import InputError
-from .base import Emit, FinishContext, Outcome, Partial, TableChunk
+from .base import ChunkResult, Emit, FinishContext, Outcome, Partial, ReportContent, TableChunk
 from .summary import summary_key
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
@@ -53,6 +53,7 @@ _DATE_SHAPE = (
 class ProfileProcessor:
     name = "profile"
     chunk_kind = "table"
+    row_columns = None
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         clean = dict(options)
@@ -79,14 +80,14 @@ class ProfileProcessor:
 
     # -- per chunk ---------------------------------------------------------
 
-    def process(self, chunk: TableChunk, emit: Emit) -> Partial:
+    def process(self, chunk: TableChunk, emit: Emit) -> ChunkResult:
         formats = _date_formats(bool(chunk.options.get("dayfirst")))
         rows = chunk.row_numbers.to_numpy()
         columns = {
             str(name): _profile_column(chunk.frame.iloc[:, i], rows, formats)
             for i, name in enumerate(chunk.frame.columns)
         }
-        return {"rows": int(len(chunk.frame)), "columns": columns}
+        return ChunkResult({"rows": int(len(chunk.frame)), "columns": columns})
 
     # -- merging -----------------------------------------------------------
 
@@ -140,7 +141,33 @@ class ProfileProcessor:
             result=summary,
             files={summary_key(ctx.filename): _json_bytes(summary)},
             record=record,
+            totals={"rows": total, "columns": len(schema),
+                    "columns_with_issues": len(set(missing_values) | set(invalid_values))},
+            report=_report(summary),
         )
+
+
+_STAT_COLUMNS = ["min", "max", "avg", "sum", "std", "count"]
+
+
+def _report(summary: dict[str, Any]) -> ReportContent:
+    """One line per column: its type, statistics, missing and invalid counts."""
+    header = ["column", "type", *_STAT_COLUMNS, "missing", "missing %", "invalid", "invalid %"]
+    quality = summary["quality_issues"]
+    lines = []
+    for name, kind in summary["schema"].items():
+        stats = summary["statistics"].get(name, {})
+        missing = quality["missing_values"].get(name, {})
+        invalid = quality["invalid_values"].get(name, {})
+        lines.append([name, kind, *(stats.get(k) for k in _STAT_COLUMNS),
+                      missing.get("count", 0), missing.get("percentage", 0.0),
+                      invalid.get("count", 0), invalid.get("percentage", 0.0)])
+    return ReportContent(
+        sections=[("File", [("file", summary["file_name"]), ("rows", summary["row_count"]),
+                            ("columns", summary["column_count"]),
+                            ("has quality issues", quality["has_issues"])])],
+        sheet=("Columns", header, lines),
+    )
 
 
 def _flag(value: Any, name: str) -> bool:

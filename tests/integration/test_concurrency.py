@@ -53,7 +53,7 @@ def test_two_finishers_at_the_same_moment_start_one_aggregation(server):
     store = DynamoJobStore(clients("dynamodb"), outputs["TableName"])
     queue = SqsTaskQueue(clients("sqs"), outputs["AggregateQueueName"])
     pipe = Pipeline(store=store, blobs=MemoryBlobStore(), work_queue=queue, aggregate_queue=queue,
-                    settings=settings)
+                    results_queue=queue, callback_queue=queue, callback_dlq=queue, settings=settings)
     for round_ in range(5):
         job_id = f"race-agg-{round_}"
         _job(store, job_id, 2)

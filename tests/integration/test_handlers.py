@@ -69,7 +69,8 @@ def test_upload_process_and_fetch_the_result(client, moto_stack, small_chunks):
     created = resp.json_body
     job_id = created["job_id"]
     assert created["status"] == "received"
-    assert created["links"] == {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result"}
+    assert created["links"] == {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result",
+                                "report": f"/jobs/{job_id}/report"}
 
     early = client.http.get(f"/jobs/{job_id}/result")
     assert early.status_code == 409 and early.json_body["status"] == "received"

@@ -16,7 +16,9 @@ from chalicelib.settings import Settings
 def memory_pipeline(**overrides) -> Pipeline:
     settings = dataclasses.replace(Settings.from_env(), **overrides)
     return Pipeline(store=MemoryJobStore(), blobs=MemoryBlobStore(), work_queue=MemoryTaskQueue(),
-                    aggregate_queue=MemoryTaskQueue(), settings=settings)
+                    aggregate_queue=MemoryTaskQueue(), results_queue=MemoryTaskQueue(),
+                    callback_queue=MemoryTaskQueue(), callback_dlq=MemoryTaskQueue(),
+                    settings=settings)
 
 
 def run_file(pipe: Pipeline, data: bytes, filename: str = "data.csv", processor: str = "profile",

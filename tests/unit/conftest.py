@@ -36,7 +36,7 @@ def _profile(data: bytes, chunk_bytes: int = 1 << 30, options: dict | None = Non
         parsed = parse_csv_chunk(data[r.start:r.end], encoding, delimiter, plan.header, r.first_row)
         rejected += parsed.rejected
         chunk = TableChunk(index=i, frame=parsed.frame, row_numbers=parsed.row_numbers, options=options)
-        partial = processor.process(chunk, lambda kind, body: None)
+        partial = processor.process(chunk, lambda kind, body: None).partial
         partials.append(json.loads(json.dumps(partial)))  # stored in S3 as JSON
     merged = fold(processor, partials)
     outcome = processor.finish(merged, FinishContext(job_id="j", filename=filename, options=options))

@@ -98,6 +98,7 @@ class ExplodingProcessor:
 
     name = "exploding"
     chunk_kind = "table"
+    row_columns = None
 
     def validate_options(self, options):
         return dict(options)
@@ -105,7 +106,9 @@ class ExplodingProcessor:
     def process(self, chunk, emit):
         if chunk.frame.iloc[:, 0].eq("boom").any():
             raise ZeroDivisionError("division by zero")
-        return {"rows": len(chunk.frame)}
+        from chalicelib.processors import ChunkResult
+
+        return ChunkResult({"rows": len(chunk.frame)})
 
     def merge(self, left, right):
         return {"rows": left["rows"] + right["rows"]}

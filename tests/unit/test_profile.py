@@ -446,7 +446,7 @@ def float_column_stats(values, bounds):
     for i, (a, b) in enumerate(bounds):
         frame = pd.DataFrame({"x": texts[a:b]}, dtype=object)
         chunk = TableChunk(i, frame, pd.Series(range(a + 2, b + 2)), {})
-        partials.append(json.loads(json.dumps(PROFILE.process(chunk, lambda k, b: None))))
+        partials.append(json.loads(json.dumps(PROFILE.process(chunk, lambda k, b: None).partial)))
     return PROFILE.finish(fold(PROFILE, partials), FinishContext("j", "f.csv", {})).result["statistics"]["x"]
 
 
