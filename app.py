@@ -9,11 +9,14 @@ from urllib.parse import unquote_plus
 from chalice import Chalice, Response
 
 from chalicelib import api
+from chalicelib.adapters.dynamodb import job_change_from_stream
 from chalicelib.events import run_sqs_batch
 from chalicelib.jobs.dispatch import handle_uploaded_object
 from chalicelib.jobs.finish import aggregate_job
 from chalicelib.jobs.model import ChunkTask
 from chalicelib.jobs.work import run_chunk
+from chalicelib.notify.delivery import deliver_callback
+from chalicelib.notify.final_status import announce_final_statuses
 from chalicelib.settings import get_settings
 from chalicelib.wiring import get_pipeline
 
@@ -21,10 +24,10 @@ settings = get_settings()
 app = Chalice(app_name="sluice")
 app.log.setLevel(logging.INFO)
 UPLOAD_TYPES = [
-    "text/csv", "text/plain", "application/octet-stream",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "text/csv", "text/plain", "application/octet-stream", api.XLSX,
 ]
-# Raw uploads must reach the handler byte for byte, whatever their encoding.
+# Raw uploads must reach the handler byte for byte, whatever their encoding,
+# and reports leave as bytes.
 app.api.binary_types.extend(t for t in UPLOAD_TYPES if t not in app.api.binary_types)
 
 
@@ -49,19 +52,39 @@ def create_upload():
     return _reply(api.create_presigned_upload(get_pipeline(), app.current_request.json_body))
 
 
+# Status and result queries are counted per client (seed 000): above the
+# limit the answer is 429 with Retry-After, before any other work is done.
+def _throttled(answer):
+    request = app.current_request
+    return _reply(api.throttle(get_pipeline(), api.client_id(request.headers, request.context))
+                  or answer())
+
+
 @app.route("/jobs", methods=["GET"])
 def list_jobs():
-    return _reply(api.list_jobs(get_pipeline(), app.current_request.query_params or {}))
+    return _throttled(lambda: api.list_jobs(get_pipeline(), app.current_request.query_params or {}))
 
 
 @app.route("/jobs/{job_id}", methods=["GET"])
 def get_job(job_id):
-    return _reply(api.get_job(get_pipeline(), job_id))
+    return _throttled(lambda: api.get_job(get_pipeline(), job_id))
 
 
 @app.route("/jobs/{job_id}/result", methods=["GET"])
 def get_result(job_id):
-    return _reply(api.get_result(get_pipeline(), job_id))
+    return _throttled(lambda: api.get_result(get_pipeline(), job_id))
+
+
+@app.route("/jobs/{job_id}/report", methods=["GET"])
+def get_report(job_id):
+    accept = app.current_request.headers.get("accept", "")
+    return _throttled(lambda: api.get_report(get_pipeline(), job_id, accept))
+
+
+@app.route("/jobs/{job_id}/rows", methods=["GET"])
+def get_rows(job_id):
+    accept = app.current_request.headers.get("accept", "")
+    return _throttled(lambda: api.get_rows(get_pipeline(), job_id, accept))
 
 
 # -- events --------------------------------------------------------------------
@@ -84,3 +107,16 @@ def handle_work_message(event):
 def handle_aggregate_message(event):
     return run_sqs_batch(event, lambda body: aggregate_job(get_pipeline(), body["job_id"]))
 
+
+
+# A job record changed: announce final statuses on the results queue and to
+# the job's callback, whichever path ended the job.
+@app.on_dynamodb_record(stream_arn=settings.table_stream_arn, batch_size=100,
+                        starting_position="LATEST")
+def handle_job_change(event):
+    announce_final_statuses(get_pipeline(), [job_change_from_stream(r.to_dict()) for r in event])
+
+
+@app.on_sqs_message(queue=settings.callback_queue, batch_size=1)
+def handle_callback_message(event):
+    return run_sqs_batch(event, lambda body: deliver_callback(get_pipeline(), body))

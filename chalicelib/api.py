@@ -2,13 +2,18 @@
 arguments and returns (HTTP status, JSON body[, headers])."""
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
+from .jobs import outputs
 from .jobs.dispatch import new_job, store_upload, upload_metadata
-from .jobs.model import InputError, JobNotFoundError, JobStatus, job_links
+from .jobs.model import InputError, Job, JobNotFoundError, JobStatus, job_links
 from .jobs.pipeline import Pipeline
+from .limits.limiter import RateLimiter
 from .processors import processor_names
 
 Response = tuple[int, dict[str, Any]]
@@ -31,7 +36,8 @@ def create_job_from_body(pipe: Pipeline, body: bytes, query: Mapping[str, str],
         return 400, {"error": "the request body is empty; send the file as the raw body"}
     try:
         options = _options_from_query(query)
-        job = new_job(pipe, query.get("filename", ""), query.get("processor") or "profile", options)
+        job = new_job(pipe, query.get("filename", ""), query.get("processor") or "profile", options,
+                      callback_url=query.get("callback_url"))
     except InputError as exc:
         return 400, {"error": str(exc)}
     store_upload(pipe, job, body, content_type)
@@ -58,7 +64,8 @@ def create_presigned_upload(pipe: Pipeline, request: Any) -> Response:
     if not isinstance(options, dict):
         return 400, {"error": "'options' must be a JSON object"}
     try:
-        job = new_job(pipe, request.get("filename", ""), request.get("processor") or "profile", options)
+        job = new_job(pipe, request.get("filename", ""), request.get("processor") or "profile", options,
+                      callback_url=request.get("callback_url"))
     except InputError as exc:
         return 400, {"error": str(exc)}
     seconds = pipe.settings.presign_seconds
@@ -89,14 +96,16 @@ def list_jobs(pipe: Pipeline, query: Mapping[str, str]) -> Response:
     return 200, {"jobs": [job.to_public() for job in jobs], "processors": processor_names()}
 
 
-def get_result(pipe: Pipeline, job_id: str) -> Response | tuple[int, dict, dict]:
+def _finished_job(pipe: Pipeline, job_id: str, what: str) -> Job | Response:
+    """The job if it completed; otherwise the answer that says why `what`
+    is not there (404 unknown, 409 not final, 422 failed, 410 cancelled)."""
     try:
         job = pipe.store.get_job(job_id)
     except JobNotFoundError as exc:
         return 404, {"error": str(exc)}
     if not job.status.is_final:
         return 409, {
-            "error": f"job {job_id} is {job.status.value}; its result is ready when it is final",
+            "error": f"job {job_id} is {job.status.value}; its {what} is ready when it is final",
             "status": job.status.value,
             "progress": job.to_public()["progress"],
         }
@@ -104,8 +113,76 @@ def get_result(pipe: Pipeline, job_id: str) -> Response | tuple[int, dict, dict]
         return 422, {"job_id": job_id, "status": job.status.value, "error": job.error}
     if job.status == JobStatus.CANCELLED:
         return 410, {"job_id": job_id, "status": job.status.value, "error": "the job was cancelled"}
+    return job
+
+
+def get_result(pipe: Pipeline, job_id: str) -> Response | tuple[int, dict, dict]:
+    job = _finished_job(pipe, job_id, "result")
+    if not isinstance(job, Job):
+        return job
     size = pipe.blobs.head(job.result_key).size
     if size > INLINE_RESULT_BYTES:
         url = pipe.blobs.presign_get(job.result_key, pipe.settings.presign_seconds)
         return 303, {"job_id": job_id, "status": job.status.value, "download_url": url}, {"Location": url}
     return 200, json.loads(pipe.blobs.get(job.result_key))
+
+
+XLSX = outputs.XLSX
+
+
+def get_report(pipe: Pipeline, job_id: str, accept: str) -> tuple[int, Any, dict[str, str]]:
+    """The Excel report: a 302 to a presigned S3 link, or the bytes when the
+    caller asks for the spreadsheet type in Accept and it fits a response."""
+    return _download(pipe, job_id, "report", XLSX, accept, "report.xlsx")
+
+
+def get_rows(pipe: Pipeline, job_id: str, accept: str) -> tuple[int, Any, dict[str, str]]:
+    """Every row's output as one CSV (processors that answer per row)."""
+    return _download(pipe, job_id, "rows", "text/csv", accept, "rows.csv")
+
+
+def _download(pipe: Pipeline, job_id: str, name: str, media_type: str, accept: str,
+              suffix: str) -> tuple[int, Any, dict[str, str]]:
+    job = _finished_job(pipe, job_id, name)
+    if not isinstance(job, Job):
+        return (*job, {})
+    key = job.outputs.get(name)
+    if key is None:
+        return 404, {"error": f"a {job.processor} job has no {name} output"}, {}
+    filename = f"{posixpath.splitext(job.filename)[0]}_{suffix}"
+    if media_type in (accept or ""):
+        size = pipe.blobs.head(key).size
+        if size <= INLINE_RESULT_BYTES:
+            return 200, pipe.blobs.get(key), {
+                "Content-Type": media_type,
+                "Content-Disposition": f'attachment; filename="{filename}"'}
+    url = pipe.blobs.presign_get(key, pipe.settings.presign_seconds, filename=filename)
+    return 302, {"job_id": job_id, "download_url": url}, {"Location": url}
+
+
+# -- throttling -------------------------------------------------------------
+
+def client_id(headers: Mapping[str, str], context: Mapping[str, Any] | None) -> str:
+    """Who is asking: the API key when the caller sends one (hashed, so no
+    key is stored), else the source address API Gateway saw."""
+    key = headers.get("x-api-key")
+    if key:
+        return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    identity = (context or {}).get("identity") or {}
+    return "ip-" + str(identity.get("sourceIp") or "unknown")
+
+
+def throttle(pipe: Pipeline, client: str) -> tuple[int, dict, dict] | None:
+    """None when the client may ask again; a 429 answer when it asked too often."""
+    settings = pipe.settings
+    limiter = RateLimiter(pipe.limits, f"status#{client}", settings.status_queries_per_window,
+                          settings.status_window_seconds)
+    decision = limiter.try_acquire()
+    if decision.allowed:
+        return None
+    wait = max(1, math.ceil(decision.retry_after))
+    return 429, {
+        "error": f"too many status queries: at most {settings.status_queries_per_window} every "
+                 f"{settings.status_window_seconds} s per client; retry in {wait} s",
+        "retry_after": wait,
+    }, {"Retry-After": str(wait)}

@@ -46,6 +46,8 @@ class Settings:
     # The external factor service (options.factor_source = "api") and the
     # rate all workers share when calling it.
     factor_api_url: str
+    # Where carbon jobs take factors unless they say: "table" (bundled) or "api".
+    factor_source: str
     factor_api_rate_per_second: int
     # The API Gateway/Lambda request limit is 6 MB; bigger files go through POST /uploads.
     api_max_body_bytes: int
@@ -77,6 +79,7 @@ class Settings:
             status_queries_per_window=_int("SLUICE_STATUS_QUERIES_PER_WINDOW", 120),
             status_window_seconds=_int("SLUICE_STATUS_WINDOW_SECONDS", 60),
             factor_api_url=os.environ.get("SLUICE_FACTOR_API_URL", ""),
+            factor_source=os.environ.get("SLUICE_FACTOR_SOURCE", "table"),
             factor_api_rate_per_second=_int("SLUICE_FACTOR_API_RATE_PER_SECOND", 10),
             api_max_body_bytes=_int("SLUICE_API_MAX_BODY_BYTES", 5 * 1024 * 1024),
             upload_max_bytes=_int("SLUICE_UPLOAD_MAX_BYTES", 5 * 1024**3),

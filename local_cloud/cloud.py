@@ -24,6 +24,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "Sluice local cloud ready"
 PUMP_ACCESS_KEY = "local-pump"
 LAMBDA_ACCESS_KEY = "local-lambda"
+# Settings a local run needs that a deployed stage sets for itself: a known
+# callback key (so a developer can verify signatures) and callbacks to
+# 127.0.0.1 allowed (a deployed stage refuses private addresses).
+LOCAL_DEFAULTS = {
+    "SLUICE_CALLBACK_SECRET": "sluice-local-callback-secret",
+    "SLUICE_CALLBACK_ALLOW_PRIVATE": "1",
+}
 
 log = logging.getLogger("local_cloud")
 
@@ -87,7 +94,8 @@ class LocalCloud:
         self._set_environment(self.outputs.app_environment())
         # .chalice/config.json gives defaults; the shell and local_cloud win over it.
         config_env = chalice_environment(load_chalice_config(self.app_dir), self._chalice_stage)
-        self._set_environment({k: v for k, v in config_env.items() if k not in os.environ})
+        self._set_environment({k: v for k, v in {**LOCAL_DEFAULTS, **config_env}.items()
+                               if k not in os.environ})
 
         self._pool = LambdaPool(
             self.app_dir,
@@ -142,6 +150,9 @@ class LocalCloud:
             f"  Table         {outputs.get('TableName')}",
             f"  Queues        {outputs.get('WorkQueueName')}, {outputs.get('AggregateQueueName')}"
             f" (DLQs {outputs.get('WorkDLQName')}, {outputs.get('AggregateDLQName')})",
+            f"  Results       {outputs.get('ResultsQueueName')} (one message per finished job); "
+            f"callbacks {outputs.get('CallbackQueueName')} (DLQ {outputs.get('CallbackDLQName')}), "
+            f"signed with SLUICE_CALLBACK_SECRET={os.environ.get('SLUICE_CALLBACK_SECRET', '')}",
             f"  Workers       {self._workers} processes",
         ]
         description = self.description

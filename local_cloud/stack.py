@@ -216,6 +216,9 @@ class StackOutputs:
             "SLUICE_WORK_QUEUE": self.values["WorkQueueName"],
             "SLUICE_AGGREGATE_QUEUE": self.values["AggregateQueueName"],
             "SLUICE_TABLE_STREAM_ARN": self.values["TableStreamArn"],
+            "SLUICE_RESULTS_QUEUE": self.values["ResultsQueueName"],
+            "SLUICE_CALLBACK_QUEUE": self.values["CallbackQueueName"],
+            "SLUICE_CALLBACK_DLQ": self.values["CallbackDLQName"],
         }
 
 

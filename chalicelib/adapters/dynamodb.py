@@ -285,3 +285,16 @@ def _job_from_item(item: dict) -> Job:
         callback_url=plain.get("callback_url"),
         totals=plain.get("totals") or {},
     )
+
+
+def job_change_from_stream(record: dict) -> tuple[str | None, Job | None]:
+    """(status before, job after) from one DynamoDB stream record of the
+    table; (None, None) for records that are not a job's META item or that
+    remove it (TTL)."""
+    change = record.get("dynamodb", {})
+    new = change.get("NewImage")
+    if not new or new.get("SK", {}).get("S") != "META" or "job_id" not in new:
+        return None, None
+    old = change.get("OldImage") or {}
+    before = old.get("status", {}).get("S")
+    return before, _job_from_item(new)

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from ..notify.callbacks import validate_callback_url
 from ..processors import get_processor
 from ..sources.csv_plan import plan_csv, sniff_delimiter
 from ..sources.excel import iter_xlsx_rows, write_csv_chunks
@@ -51,15 +52,30 @@ DEFAULT_PROCESSOR = {"csv": "profile", "xlsx": "profile"}
 # -- announcing a job --------------------------------------------------------
 
 def new_job(pipe: Pipeline, filename: str, processor: str, options: Mapping[str, Any] | None,
-            tenant: str = "default") -> Job:
+            tenant: str = "default", callback_url: str | None = None) -> Job:
     """Create a job record for a file about to be uploaded."""
     filename = clean_filename(filename)
-    options = get_processor(processor).validate_options(options or {})
+    chosen = get_processor(processor)
+    defaults = chosen.option_defaults(pipe.settings) if hasattr(chosen, "option_defaults") else {}
+    options = chosen.validate_options({**defaults, **(options or {})})
+    if not isinstance(options.get("strict", False), bool):
+        raise InputError(f"options.strict must be true or false, got {options['strict']!r}")
+    callback_url = _checked_callback(pipe, callback_url)
     job_id = new_job_id()
     job = Job(job_id=job_id, processor=processor, filename=filename,
-              source_key=upload_key(job_id, filename), options=options, tenant=tenant)
+              source_key=upload_key(job_id, filename), options=options, tenant=tenant,
+              callback_url=callback_url)
     pipe.store.create_job(job, pipe.ttl_epoch())
     return job
+
+
+def _checked_callback(pipe: Pipeline, url: str | None) -> str | None:
+    if not url:
+        return None
+    if not pipe.settings.callback_secret:
+        raise InputError("callbacks are not configured on this deployment "
+                         "(SLUICE_CALLBACK_SECRET is not set); poll the job instead")
+    return validate_callback_url(url, pipe.settings.callback_allow_private)
 
 
 def upload_metadata(job: Job) -> dict[str, str]:
@@ -112,6 +128,7 @@ def _job_for_dropped_object(pipe: Pipeline, key: str, sequencer: str,
     problem = None
     processor = metadata.get("processor", "")
     options: dict[str, Any] = {}
+    callback_url = None
     if not processor:
         kind = sniff_kind(pipe.blobs.read_range(key, 0, SNIFF_BYTES))
         processor = DEFAULT_PROCESSOR.get(kind, "")
@@ -126,8 +143,12 @@ def _job_for_dropped_object(pipe: Pipeline, key: str, sequencer: str,
             problem = "the object's 'options' metadata is not valid JSON"
         except InputError as exc:
             problem = str(exc)
+    try:
+        callback_url = _checked_callback(pipe, metadata.get("callback-url"))
+    except InputError as exc:
+        problem = problem or f"the object's 'callback-url' metadata: {exc}"
     job = Job(job_id=job_id, processor=processor or "unknown", filename=filename,
-              source_key=key, options=options)
+              source_key=key, options=options, callback_url=callback_url)
     if not pipe.store.create_job(job, pipe.ttl_epoch()):
         return pipe.store.get_job(job_id)
     if problem:

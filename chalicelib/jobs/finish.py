@@ -94,9 +94,16 @@ def _attach_errors(outcome: Outcome, files: ChunkFiles, failed_chunks: list[dict
 
 
 def _first_errors(errors: list[dict[str, Any]], total: int, shown: int = 3) -> str:
-    text = "; ".join(e["error"] for e in errors[:shown])
+    text = "; ".join(_with_row(e) for e in errors[:shown])
     more = f" (and {total - shown} more)" if total > shown else ""
     return text + more
+
+
+def _with_row(error: dict[str, Any]) -> str:
+    message = str(error.get("error"))
+    if error.get("row") is None or message.startswith("row "):
+        return message
+    return f"row {error['row']}: {message}"
 
 
 def _fail(pipe: Pipeline, job: Job, reason: str) -> str:

@@ -6,17 +6,23 @@ the row file and the report are streamed to a temporary file and uploaded.
 """
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from ..processors import Outcome, Partial, Processor
+import pandas as pd
+
+from ..processors import Outcome, Partial, Processor, ReportContent, RowColumn
+from ..reports.excel import Column, Report, RowSheet, SummarySection, SummaryTable, error_sheet, write_report
 from .model import Job
 from .pipeline import Pipeline, result_key
 from .ports import BlobStore
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Row errors kept in memory while folding (for the result and failure messages).
 KEPT_ROW_ERRORS = 1000
 
@@ -73,17 +79,75 @@ def write_outputs(pipe: Pipeline, job: Job, processor: Processor, outcome: Outco
     for key, data in outcome.files.items():
         pipe.blobs.put(key, data, content_type="application/json")
         outputs[key.split("/")[0]] = key
-    key = result_key(job.job_id)
-    pipe.blobs.put(key, json.dumps(outcome.result, ensure_ascii=False).encode("utf-8"),
-                   "application/json")
-    outputs["result"] = key
+    columns = processor.row_columns
     with tempfile.TemporaryDirectory(prefix="sluice-") as tmp:
-        if processor.row_columns is not None:
+        path = os.path.join(tmp, "result.json")
+        _write_result(path, outcome.result, files, columns)
+        pipe.blobs.upload_from(path, result_key(job.job_id), content_type="application/json")
+        outputs["result"] = result_key(job.job_id)
+        if columns is not None:
             path = os.path.join(tmp, "rows.csv")
             _concatenate_csv(files.row_file_bodies(), path)
             pipe.blobs.upload_from(path, rows_file_key(job.job_id), content_type="text/csv")
             outputs["rows"] = rows_file_key(job.job_id)
+        path = os.path.join(tmp, "report.xlsx")
+        write_report(path, _report(job, processor, outcome, files, failed_chunks))
+        pipe.blobs.upload_from(path, report_key(job.job_id), content_type=XLSX)
+        outputs["report"] = report_key(job.job_id)
     return outputs
+
+
+def _write_result(path: str, result: dict[str, Any], files: ChunkFiles,
+                  columns: list[RowColumn] | None) -> None:
+    """The result JSON; for processors with row output, every row's output
+    under "rows", streamed chunk by chunk into the file."""
+    head = json.dumps(result, ensure_ascii=False)
+    with open(path, "w", encoding="utf-8") as out:
+        if columns is None:
+            out.write(head)
+            return
+        out.write(head[:-1] + (', "rows": [' if result else '"rows": ['))
+        first = True
+        for frame in _row_frames(files, columns):
+            if frame.empty:
+                continue
+            records = frame.to_json(orient="records", force_ascii=False, double_precision=15)
+            out.write(("" if first else ",") + records[1:-1])
+            first = False
+        out.write("]}")
+
+
+def _row_frames(files: ChunkFiles, columns: list[RowColumn]) -> Iterator[pd.DataFrame]:
+    """Each chunk's row output, read back with its columns' types."""
+    text = {c.name: str for c in columns if c.kind == "text"}
+    for body in files.row_file_bodies():
+        yield pd.read_csv(io.BytesIO(body), dtype=text, keep_default_na=False,
+                          na_values={c.name: [""] for c in columns if c.kind != "text"})
+
+
+def _report(job: Job, processor: Processor, outcome: Outcome, files: ChunkFiles,
+            failed_chunks: list[dict]) -> Report:
+    content = outcome.report or ReportContent()
+    summary: list[SummarySection | SummaryTable] = [SummarySection("Job", [
+        ("job id", job.job_id), ("file", job.filename), ("processor", job.processor),
+        ("created", job.created_at), ("rows read", job.rows_done),
+        ("rows rejected", files.row_error_count), ("chunks failed", len(failed_chunks)),
+    ])]
+    summary += [SummarySection(heading, items) for heading, items in content.sections]
+    summary += [SummaryTable(heading, header, rows) for heading, header, rows in content.tables]
+    rows = None
+    if processor.row_columns is not None:
+        columns = processor.row_columns
+        rows = RowSheet("Rows", [Column(c.header, c.kind) for c in columns],
+                        (row for frame in _row_frames(files, columns)
+                         for row in frame.itertuples(index=False, name=None)))
+    elif content.sheet is not None:
+        name, header, lines = content.sheet
+        rows = RowSheet(name, [Column(h, "number") for h in header], lines)
+    chunk_lines = ([e.get("first_row"), f"chunk {e['chunk']} failed: {e['error']}"] for e in failed_chunks)
+    row_lines = ([e.get("row"), e.get("error")] for e in files.row_errors())
+    return Report(title=f"Sluice {job.processor} report: {job.filename}", summary=summary,
+                  rows=rows, errors=error_sheet(itertools.chain(chunk_lines, row_lines)))
 
 
 def _concatenate_csv(bodies: Iterator[bytes], path: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..limits.ports import WindowCounter
 from ..settings import Settings
 from .ports import BlobStore, JobStore, TaskQueue
 
@@ -25,6 +26,8 @@ class Pipeline:
     #: callback deliveries, re-sent with a delay while they fail, and their DLQ
     callback_queue: TaskQueue
     callback_dlq: TaskQueue
+    #: fixed-window counters shared by every Lambda (throttling, factor API rate)
+    limits: WindowCounter
     settings: Settings
     #: outside services processors may use, by name: each factory builds the
     #: service for one job (e.g. "factor_api": the rate-limited factor client).

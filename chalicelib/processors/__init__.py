@@ -14,10 +14,11 @@ from .base import (
     TableChunk,
     fold,
 )
+from .carbon import CarbonProcessor
 from .profile import ProfileProcessor
 
 _REGISTRY: dict[str, Processor] = {
-    p.name: p for p in (ProfileProcessor(),)
+    p.name: p for p in (ProfileProcessor(), CarbonProcessor())
 }
 
 

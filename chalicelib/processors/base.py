@@ -118,6 +118,9 @@ class Processor(Protocol):
         """Check and normalise the caller's options; raise InputError with a
         message naming the bad option."""
 
+    # Optional: `option_defaults(settings) -> dict`, stage-wide defaults the
+    # job's own options override (carbon's factor source).
+
     def process(self, chunk: TableChunk, emit: Emit) -> ChunkResult: ...
 
     def merge(self, left: Partial, right: Partial) -> Partial: ...

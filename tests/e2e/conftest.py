@@ -75,7 +75,10 @@ def local_cloud(tmp_path_factory) -> LocalCloudProcess:
     aws_port, api_port = free_port(), free_port()
     log_path = tmp_path_factory.mktemp("local_cloud") / "local_cloud.log"
     # Small chunks, so that even test-sized files fan out over many workers.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SLUICE_CHUNK_BYTES": "16384", "SLUICE_CHUNK_ROWS": "200"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SLUICE_CHUNK_BYTES": "16384", "SLUICE_CHUNK_ROWS": "200",
+           # Every test polls from 127.0.0.1, one client to the throttle; its
+           # limit is proved in tests/integration/test_throttling.py.
+           "SLUICE_STATUS_QUERIES_PER_WINDOW": "100000"}
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "local_cloud", "--aws-port", str(aws_port), "--api-port", str(api_port),

@@ -27,6 +27,7 @@ from local_cloud.stack import (
 OUTPUT_KEYS = {
     "BucketName", "TableName", "WorkQueueName", "AggregateQueueName", "WorkQueueUrl",
     "AggregateQueueUrl", "WorkDLQName", "AggregateDLQName", "TableStreamArn",
+    "ResultsQueueName", "ResultsQueueUrl", "ResultsDLQName", "CallbackQueueName", "CallbackDLQName",
 }
 
 
@@ -64,12 +65,16 @@ def test_outputs_name_every_resource_from_the_stage(deployed):
         "SLUICE_WORK_QUEUE": f"sluice-{stage}-work",
         "SLUICE_AGGREGATE_QUEUE": f"sluice-{stage}-aggregate",
         "SLUICE_TABLE_STREAM_ARN": outputs["TableStreamArn"],
+        "SLUICE_RESULTS_QUEUE": f"sluice-{stage}-results",
+        "SLUICE_CALLBACK_QUEUE": f"sluice-{stage}-callbacks",
+        "SLUICE_CALLBACK_DLQ": f"sluice-{stage}-callbacks-dlq",
     }
 
 
 @pytest.mark.parametrize(
     "queue, dlq, visibility",
-    [("WorkQueueName", "WorkDLQName", "360"), ("AggregateQueueName", "AggregateDLQName", "900")],
+    [("WorkQueueName", "WorkDLQName", "360"), ("AggregateQueueName", "AggregateDLQName", "900"),
+     ("CallbackQueueName", "CallbackDLQName", "360")],
 )
 def test_queues_redrive_to_their_dlq_after_five_receives(clients, deployed, queue, dlq, visibility):
     _, outputs = deployed

@@ -10,6 +10,7 @@ from chalicelib.jobs.memory import MemoryBlobStore, MemoryJobStore, MemoryTaskQu
 from chalicelib.jobs.model import ChunkTask
 from chalicelib.jobs.pipeline import Pipeline
 from chalicelib.jobs.work import run_chunk
+from chalicelib.limits.memory import MemoryWindowCounter
 from chalicelib.settings import Settings
 
 
@@ -18,7 +19,7 @@ def memory_pipeline(**overrides) -> Pipeline:
     return Pipeline(store=MemoryJobStore(), blobs=MemoryBlobStore(), work_queue=MemoryTaskQueue(),
                     aggregate_queue=MemoryTaskQueue(), results_queue=MemoryTaskQueue(),
                     callback_queue=MemoryTaskQueue(), callback_dlq=MemoryTaskQueue(),
-                    settings=settings)
+                    limits=MemoryWindowCounter(), settings=settings)
 
 
 def run_file(pipe: Pipeline, data: bytes, filename: str = "data.csv", processor: str = "profile",

@@ -1,0 +1,1 @@
+"""Carbon emissions per activity row (seed 000): factors, units, calculation."""
