@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 
 # Debian packages the tests and the local cloud need (checked with dpkg,
 # installed only when missing).
-SYSTEM_PACKAGES ?=
+# libreoffice-calc-nogui: the report tests prove a report opens in LibreOffice.
+SYSTEM_PACKAGES ?= libreoffice-calc-nogui
 
 .PHONY: install system-deps run test test-fast bench lint clean
 
@@ -34,7 +35,7 @@ system-deps:
 run: install
 	$(BIN)/python -m local_cloud
 
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest
 
 test-fast: install
@@ -42,6 +43,8 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m bench.profile_bench
+	$(BIN)/python -m bench.carbon_bench
+	$(BIN)/python -m bench.report_bench
 
 lint: install
 	$(BIN)/ruff check .

@@ -206,13 +206,14 @@ def render(f: dict, args) -> str:
     labels = {"normal": "openpyxl normal mode (baseline)", "write-only": "openpyxl write-only, raw (floor)",
               "report": "write_report"}
     for r in f["runs"]:
-        lines.append(f"  {labels[r['writer']]:<34}{r['rows']:>10,}{r['seconds']:>9.1f}{r['rows_per_s']:>9,.0f}"
-                     f"{r['rss_growth_mb']:>9.0f} MB{r['peak_rss_mb']:>7.0f} MB{r['bytes'] / MB:>6.0f} MB"
-                     f"{r['tmp_peak_mb']:>10.0f} MB")
+        growth = max(r["rss_growth_mb"], 0.0)  # no "-0"
+        lines.append(f"  {labels[r['writer']]:<34}{r['rows']:>10,}{r['seconds']:>9.1f}"
+                     f"{r['rows_per_s']:>9,.0f}{growth:>9.1f} MB{r['peak_rss_mb']:>7.0f} MB"
+                     f"{r['bytes'] / MB:>6.0f} MB{r['tmp_peak_mb']:>10.0f} MB")
     lines += [
         f"  write_report at {args.rows:,} rows: {f['ratio_report_to_normal']:.2f}x the rows/s of normal mode"
         f" (target >= 0.5), {f['ratio_report_to_raw_write_only']:.2f}x raw write-only",
-        f"  peak RSS {args.small_rows:,} -> {args.rows:,} rows: {f['report_peak_rss_growth_mb']:+.0f} MB"
+        f"  peak RSS {args.small_rows:,} -> {args.rows:,} rows: {f['report_peak_rss_growth_mb']:+.1f} MB"
         f" (target < 50); normal mode grows {f['baseline_normal_rss_growth_mb']:.0f} MB"
         f" for {args.small_rows:,} rows",
         f"  targets met: {all(f['targets_met'].values())} {f['targets_met']}",

@@ -5,7 +5,8 @@ The contract a factor service implements
     GET {base_url}/factors?activity=<activity>&unit=<unit>[&region=<region>][&year=<year>]
 
     activity  the activity as the row names it, e.g. "electricity"
-    unit      the row's unit, normalised ("kWh", "litre", "passenger * km");
+    unit      the row's unit, as pint names it ("kilowatt_hour", "liter",
+              "kilometer * passenger", "kilometer * metric_ton", "meter ** 3");
               answer with the factor of the same dimension
     region    omitted when the row has none: answer for your default region
     year      omitted when the row has none: answer with your latest year

@@ -55,11 +55,7 @@ def new_job(pipe: Pipeline, filename: str, processor: str, options: Mapping[str,
             tenant: str = "default", callback_url: str | None = None) -> Job:
     """Create a job record for a file about to be uploaded."""
     filename = clean_filename(filename)
-    chosen = get_processor(processor)
-    defaults = chosen.option_defaults(pipe.settings) if hasattr(chosen, "option_defaults") else {}
-    options = chosen.validate_options({**defaults, **(options or {})})
-    if not isinstance(options.get("strict", False), bool):
-        raise InputError(f"options.strict must be true or false, got {options['strict']!r}")
+    options = validated_options(pipe, processor, options)
     callback_url = _checked_callback(pipe, callback_url)
     job_id = new_job_id()
     job = Job(job_id=job_id, processor=processor, filename=filename,
@@ -67,6 +63,16 @@ def new_job(pipe: Pipeline, filename: str, processor: str, options: Mapping[str,
               callback_url=callback_url)
     pipe.store.create_job(job, pipe.ttl_epoch())
     return job
+
+
+def validated_options(pipe: Pipeline, processor: str, options: Mapping[str, Any] | None) -> dict:
+    """The job's options checked by its processor, over the stage's defaults."""
+    chosen = get_processor(processor)
+    defaults = chosen.option_defaults(pipe.settings) if hasattr(chosen, "option_defaults") else {}
+    clean = chosen.validate_options({**defaults, **(options or {})})
+    if not isinstance(clean.get("strict", False), bool):
+        raise InputError(f"options.strict must be true or false, got {clean['strict']!r}")
+    return clean
 
 
 def _checked_callback(pipe: Pipeline, url: str | None) -> str | None:
@@ -137,8 +143,7 @@ def _job_for_dropped_object(pipe: Pipeline, key: str, sequencer: str,
                        "(set the object's 'processor' metadata)")
     if not problem:
         try:
-            options = get_processor(processor).validate_options(
-                json.loads(metadata.get("options") or "{}"))
+            options = validated_options(pipe, processor, json.loads(metadata.get("options") or "{}"))
         except ValueError:
             problem = "the object's 'options' metadata is not valid JSON"
         except InputError as exc:

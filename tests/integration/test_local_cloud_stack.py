@@ -73,7 +73,7 @@ def test_outputs_name_every_resource_from_the_stage(deployed):
 
 @pytest.mark.parametrize(
     "queue, dlq, visibility",
-    [("WorkQueueName", "WorkDLQName", "360"), ("AggregateQueueName", "AggregateDLQName", "900"),
+    [("WorkQueueName", "WorkDLQName", "360"), ("AggregateQueueName", "AggregateDLQName", "5400"),
      ("CallbackQueueName", "CallbackDLQName", "360")],
 )
 def test_queues_redrive_to_their_dlq_after_five_receives(clients, deployed, queue, dlq, visibility):

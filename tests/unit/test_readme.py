@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 from tests.support.memory_pipeline import memory_pipeline, run_file
@@ -25,3 +26,20 @@ def test_the_profile_example_is_what_sluice_returns():
 def test_the_two_commands_are_documented_and_ci_runs_the_test_one():
     assert "make run" in README and "make test" in README
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_callback_verification_snippet_accepts_sluice_signatures_only():
+    from chalicelib.notify.callbacks import sign
+
+    block = re.search(r"Verifying, in Python.*?```python\n(.*?)```", README, re.S)
+    assert block, "the README's verification snippet is missing"
+    scope: dict = {}
+    exec(block.group(1), scope)  # noqa: S102 - the README's own code, run as a reader would
+    verify = scope["verify"]
+    body, secret = b'{"job_id": "j1", "status": "completed"}', b"s3cret"
+    header = sign(secret, body, int(time.time()))
+    assert verify(secret, body, header)
+    assert not verify(secret, body + b" ", header)
+    assert not verify(b"other", body, header)
+    assert not verify(secret, body, sign(secret, body, int(time.time()) - 3600))
+    assert not verify(secret, body, "garbage")
