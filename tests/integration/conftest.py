@@ -3,6 +3,7 @@ exactly as local_cloud deploys them."""
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from moto import mock_aws
 
 from chalicelib import aws, wiring
 from chalicelib.settings import Settings, get_settings
+from local_cloud.aws_server import AwsClients, EmbeddedAws
 from local_cloud.stack import deploy_stack
 
 
@@ -47,3 +49,16 @@ def small_chunks(monkeypatch):
         wiring.reset()
         return dataclasses.replace(get_settings())
     return apply
+
+
+@pytest.fixture(scope="module")
+def embedded_stack():
+    """moto's real server, as local_cloud runs it (its middleware makes
+    concurrent DynamoDB writes atomic, as DynamoDB's are), with the stack
+    deployed under a stage of its own: (clients, outputs)."""
+    server = EmbeddedAws(port=0)
+    clients = AwsClients(server.start())
+    try:
+        yield clients, deploy_stack(clients, stage=f"t{uuid.uuid4().hex[:8]}")
+    finally:
+        server.stop()

@@ -23,8 +23,6 @@ from chalicelib.carbon.factor_cache import MemoryFactorCache
 from chalicelib.carbon.model import Factor, FactorNotFound
 from chalicelib.jobs.model import ServiceError
 from chalicelib.limits import MemoryWindowCounter, RateLimiter, RateLimitTimeoutError
-from local_cloud.aws_server import AwsClients, EmbeddedAws
-from local_cloud.stack import deploy_stack
 from tests.support.factor_service import FactorService, Fault, always, every, factor_body, first
 
 FAST = RetryPolicy(attempts=4, base_s=0.01, cap_s=0.05, retry_after_cap_s=5, timeout_s=5, max_wait_s=30)
@@ -50,14 +48,9 @@ def service():
 
 
 @pytest.fixture(scope="module")
-def aws():
-    server = EmbeddedAws(port=0)
-    clients = AwsClients(server.start())
-    try:
-        outputs = deploy_stack(clients, stage=f"fac{uuid.uuid4().hex[:6]}")
-        yield clients, outputs["TableName"]
-    finally:
-        server.stop()
+def aws(embedded_stack):
+    clients, outputs = embedded_stack
+    return clients, outputs["TableName"]
 
 
 class Recorder:

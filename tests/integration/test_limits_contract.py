@@ -21,21 +21,14 @@ from chalicelib.carbon.factor_cache import MemoryFactorCache, NoFactor, cache_ke
 from chalicelib.carbon.model import Factor
 from chalicelib.jobs.model import ServiceError
 from chalicelib.limits import MemoryWindowCounter, RateLimiter
-from local_cloud.aws_server import AwsClients, EmbeddedAws
-from local_cloud.stack import deploy_stack
 
 TTL = 2_000_000_000
 
 
 @pytest.fixture(scope="module")
-def aws():
-    server = EmbeddedAws(port=0)
-    clients = AwsClients(server.start())
-    try:
-        outputs = deploy_stack(clients, stage=f"lim{uuid.uuid4().hex[:6]}")
-        yield clients, outputs["TableName"]
-    finally:
-        server.stop()
+def aws(embedded_stack):
+    clients, outputs = embedded_stack
+    return clients, outputs["TableName"]
 
 
 @pytest.fixture(params=["memory", "dynamodb"])

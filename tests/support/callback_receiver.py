@@ -18,28 +18,19 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from tests.support.loopback_server import LoopbackServer
 
 VERIFYING_MD = Path(__file__).resolve().parents[2] / "chalicelib" / "notify" / "VERIFYING.md"
 HOLD = -1  # a planned "status" meaning: do not answer until released
 
-
-class QuietServer(ThreadingHTTPServer):
-    """Handler threads are daemons (a held request never blocks stop()), and a
-    client that hung up early (a timeout under test) is not an error."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 def recipe_code() -> str:
@@ -67,14 +58,15 @@ class Received:
         return json.loads(self.body)
 
 
-class CallbackReceiver:
+class CallbackReceiver(LoopbackServer):
+    method = "POST"
+
     def __init__(self, default_status: int = 200):
+        super().__init__()
         self.default_status = default_status
         self.requests: list[Received] = []
         self._plan: list[int] = []
         self._cond = threading.Condition()
-        self._release = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
 
     # -- what to answer ---------------------------------------------------
 
@@ -88,42 +80,6 @@ class CallbackReceiver:
     def release(self) -> None:
         self._release.set()
 
-    # -- lifecycle --------------------------------------------------------
-
-    def start(self) -> str:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                receiver._handle(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = QuietServer(("127.0.0.1", 0), Handler)
-        # A short poll interval: stop() returns as soon as serve_forever notices.
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self.url
-
-    def stop(self) -> None:
-        self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> CallbackReceiver:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the receiver is not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         """The first `count` requests, once they have arrived; AssertionError

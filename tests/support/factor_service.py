@@ -17,29 +17,20 @@ to answer with instead of the factor, or None.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback_server import LoopbackServer
 
 WINDOW_HEADER = "X-Sluice-Rate-Window"
 Query = tuple[str, str, "str | None", "int | None"]
 
-
-class QuietServer(ThreadingHTTPServer):
-    """Handler threads are daemons (a held request never blocks stop()), and a
-    client that hung up early (a timeout under test) is not an error."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 @dataclass(frozen=True)
@@ -78,9 +69,12 @@ def factor_body(activity: str, unit: str, region: str, year: int, kg_co2e: float
             "source": "test service", "table": "test table"}
 
 
-class FactorService:
+class FactorService(LoopbackServer):
+    method = "GET"
+
     def __init__(self, factors: dict[Query, dict[str, Any]], default_region: str = "GB",
                  latest_year: int = 2024):
+        super().__init__()
         self.factors = factors
         self.default_region = default_region
         self.latest_year = latest_year
@@ -90,45 +84,6 @@ class FactorService:
         self.by_window: Counter[int | None] = Counter()
         self.statuses: Counter[int] = Counter()
         self._lock = threading.Lock()
-        self._release = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    # -- lifecycle --------------------------------------------------------
-
-    def start(self) -> str:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                service._handle(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = QuietServer(("127.0.0.1", 0), Handler)
-        # A short poll interval: stop() returns as soon as serve_forever notices.
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self.url
-
-    def stop(self) -> None:
-        self._release.set()  # let hanging requests finish
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FactorService:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the factor service is not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     # -- serving ----------------------------------------------------------
 
