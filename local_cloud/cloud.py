@@ -166,9 +166,13 @@ class LocalCloud:
             lines += [
                 "",
                 "Try:",
-                f"  curl -X POST --data-binary @sales.csv -H 'Content-Type: text/csv' "
+                f"  curl -X POST --data-binary @examples/sales.csv -H 'Content-Type: text/csv' "
                 f"'{self.api_url}/jobs?processor=profile&filename=sales.csv'",
+                f"  curl -X POST --data-binary @examples/activities.csv -H 'Content-Type: text/csv' "
+                f"'{self.api_url}/jobs?processor=carbon&filename=activities.csv'",
                 f"  curl {self.api_url}/jobs/<job_id>",
+                f"  curl {self.api_url}/jobs/<job_id>/result",
+                f"  curl -L -o report.xlsx {self.api_url}/jobs/<job_id>/report",
             ]
         return "\n".join(lines)
 

@@ -40,8 +40,11 @@ def test_it_prints_how_to_use_it_and_stops_cleanly(tmp_path, stop_signal):
         printed = log_path.read_text()
         api, aws = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{aws_port}"
         assert api in printed and aws in printed
-        assert (f"curl -X POST --data-binary @sales.csv -H 'Content-Type: text/csv' "
-                f"'{api}/jobs?processor=profile&filename=sales.csv'") in printed
+        for example, processor in (("sales.csv", "profile"), ("activities.csv", "carbon")):
+            assert (f"curl -X POST --data-binary @examples/{example} -H 'Content-Type: text/csv' "
+                    f"'{api}/jobs?processor={processor}&filename={example}'") in printed
+            assert (REPO_ROOT / "examples" / example).is_file()
+        assert "SLUICE_CALLBACK_SECRET=sluice-local-callback-secret" in printed
         assert requests.get(f"{api}/jobs", timeout=5).status_code == 200
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2  # the Lambda worker processes
