@@ -4,6 +4,7 @@ Each handler turns its event into plain arguments and calls one function of
 chalicelib; the logic lives there and runs without Chalice.
 """
 import logging
+import time
 from urllib.parse import unquote_plus
 
 from chalice import Chalice, Response
@@ -15,6 +16,7 @@ from chalicelib.jobs.dispatch import handle_uploaded_object
 from chalicelib.jobs.finish import aggregate_job
 from chalicelib.jobs.model import ChunkTask
 from chalicelib.jobs.work import run_chunk
+from chalicelib.live import service as live
 from chalicelib.notify.delivery import deliver_callback
 from chalicelib.notify.final_status import announce_final_statuses
 from chalicelib.settings import get_settings
@@ -22,6 +24,7 @@ from chalicelib.wiring import get_pipeline
 
 settings = get_settings()
 app = Chalice(app_name="sluice")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.log.setLevel(logging.INFO)
 UPLOAD_TYPES = [
     "text/csv", "text/plain", "application/octet-stream", api.XLSX,
@@ -114,9 +117,32 @@ def handle_aggregate_message(event):
 @app.on_dynamodb_record(stream_arn=settings.table_stream_arn, batch_size=100,
                         starting_position="LATEST")
 def handle_job_change(event):
-    announce_final_statuses(get_pipeline(), [job_change_from_stream(r.to_dict()) for r in event])
+    changes = [job_change_from_stream(r.to_dict()) for r in event]
+    announce_final_statuses(get_pipeline(), changes)
+    live.announce_job_changes(get_pipeline(), changes)
 
 
 @app.on_sqs_message(queue=settings.callback_queue, batch_size=1)
 def handle_callback_message(event):
     return run_sqs_batch(event, lambda body: deliver_callback(get_pipeline(), body))
+
+
+# -- WebSocket (seed 001) -----------------------------------------------------
+# Pushes go through chalicelib's own sender (SLUICE_WS_ENDPOINT), the same
+# one the workers use, rather than app.websocket_api.
+
+@app.on_ws_connect()
+def ws_connect(event):
+    context = event.to_dict()["requestContext"]
+    live.connect(get_pipeline(), event.connection_id,
+                 (context.get("identity") or {}).get("sourceIp", ""), int(time.time()))
+
+
+@app.on_ws_message()
+def ws_message(event):
+    live.handle_message(get_pipeline(), event.connection_id, event.body, int(time.time()))
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event):
+    live.disconnect(get_pipeline(), event.connection_id)

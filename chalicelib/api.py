@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -149,7 +148,7 @@ def _download(pipe: Pipeline, job_id: str, name: str, media_type: str, accept: s
     key = job.outputs.get(name)
     if key is None:
         return 404, {"error": f"a {job.processor} job has no {name} output"}, {}
-    filename = f"{posixpath.splitext(job.filename)[0]}_{suffix}"
+    filename = outputs.download_name(job, suffix)
     if media_type in (accept or ""):
         size = pipe.blobs.head(key).size
         if size <= INLINE_RESULT_BYTES:

@@ -35,6 +35,15 @@ def client(service: str):
     )
 
 
+@functools.cache
+def websocket_management(endpoint: str):
+    """The @connections client of one WebSocket API (its https URL and stage)."""
+    return boto3.session.Session().client(
+        "apigatewaymanagementapi", region_name=region(), endpoint_url=endpoint, config=_CONFIG
+    )
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints between runs)."""
     client.cache_clear()
+    websocket_management.cache_clear()

@@ -48,6 +48,11 @@ class Settings:
     factor_api_url: str
     # Where carbon jobs take factors unless they say: "table" (bundled) or "api".
     factor_source: str
+    # The WebSocket API's management endpoint (https://<api>.execute-api.<region>
+    # .amazonaws.com/<stage>; local_cloud sets its gateway). Empty: no live pushes.
+    ws_endpoint: str
+    # PROGRESS messages per job per second, however many chunks finish.
+    live_progress_per_second: int
     factor_api_rate_per_second: int
     # The API Gateway/Lambda request limit is 6 MB; bigger files go through POST /uploads.
     api_max_body_bytes: int
@@ -80,6 +85,8 @@ class Settings:
             status_window_seconds=_int("SLUICE_STATUS_WINDOW_SECONDS", 60),
             factor_api_url=os.environ.get("SLUICE_FACTOR_API_URL", ""),
             factor_source=os.environ.get("SLUICE_FACTOR_SOURCE", "table"),
+            ws_endpoint=os.environ.get("SLUICE_WS_ENDPOINT", ""),
+            live_progress_per_second=_int("SLUICE_LIVE_PROGRESS_PER_SECOND", 4),
             factor_api_rate_per_second=_int("SLUICE_FACTOR_API_RATE_PER_SECOND", 10),
             api_max_body_bytes=_int("SLUICE_API_MAX_BODY_BYTES", 5 * 1024 * 1024),
             upload_max_bytes=_int("SLUICE_UPLOAD_MAX_BYTES", 5 * 1024**3),

@@ -6,6 +6,8 @@ import time
 
 from . import aws
 from .adapters import DynamoJobStore, S3BlobStore, SqsTaskQueue
+from .adapters.apigw import ApiGatewaySender
+from .adapters.dynamodb_connections import DynamoConnectionStore
 from .adapters.dynamodb_factor_cache import DynamoFactorCache
 from .adapters.dynamodb_limits import DynamoWindowCounter
 from .carbon.factor_api import HttpFactorLookup, RetryPolicy
@@ -34,6 +36,8 @@ def get_pipeline() -> Pipeline:
         callback_queue=SqsTaskQueue(sqs, settings.callback_queue),
         callback_dlq=SqsTaskQueue(sqs, settings.callback_dlq),
         limits=limits,
+        connections=DynamoConnectionStore(aws.client("dynamodb"), settings.table),
+        live=ApiGatewaySender(aws.websocket_management, settings.ws_endpoint),
         settings=settings,
         services=_services(settings, limits),
     )

@@ -51,6 +51,10 @@ class MemoryBlobStore:
         with open(path, "rb") as fh:
             self.put(key, fh.read(), content_type)
 
+    def presign_get(self, key: str, seconds: int, filename: str | None = None) -> str:
+        self._get(key)
+        return f"memory://{key}?expires={seconds}"
+
     def delete_prefix(self, prefix: str) -> int:
         doomed = [k for k in self.objects if k.startswith(prefix)]
         for key in doomed:

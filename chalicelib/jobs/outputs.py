@@ -10,6 +10,7 @@ import io
 import itertools
 import json
 import os
+import posixpath
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +34,15 @@ def rows_file_key(job_id: str) -> str:
 
 def report_key(job_id: str) -> str:
     return f"results/{job_id}/report.xlsx"
+
+
+def download_name(job: Job, suffix: str) -> str:
+    """What a downloaded output is called: sales.csv -> sales_report.xlsx."""
+    return f"{posixpath.splitext(job.filename)[0]}_{suffix}"
+
+
+def report_filename(job: Job) -> str:
+    return download_name(job, "report.xlsx")
 
 
 class ChunkFiles:

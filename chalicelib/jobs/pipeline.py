@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..limits.ports import WindowCounter
+from ..live.ports import ConnectionStore, LiveSender
 from ..settings import Settings
 from .ports import BlobStore, JobStore, TaskQueue
 
@@ -28,6 +29,9 @@ class Pipeline:
     callback_dlq: TaskQueue
     #: fixed-window counters shared by every Lambda (throttling, factor API rate)
     limits: WindowCounter
+    #: WebSocket connections following jobs, and the way to push to them
+    connections: ConnectionStore
+    live: LiveSender
     settings: Settings
     #: outside services processors may use, by name: each factory builds the
     #: service for one job (e.g. "factor_api": the rate-limited factor client).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
+from ..live.service import publish_chunk_events
 from ..processors import TableChunk, get_processor
 from ..sources.table import parse_csv_chunk
 from .lifecycle import OPEN_FOR_WORK, start_aggregation_if_done
@@ -65,6 +66,8 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     except TransitionRejectedError:
         return "closed"
     if counted:
+        # Counted once per chunk, so each match is pushed once.
+        publish_chunk_events(pipe, task.job_id, events)
         start_aggregation_if_done(pipe, task.job_id)
     return "done" if counted else "duplicate"
 

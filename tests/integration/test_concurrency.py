@@ -13,6 +13,7 @@ from chalicelib.jobs.memory import MemoryBlobStore
 from chalicelib.jobs.model import Job
 from chalicelib.jobs.pipeline import Pipeline
 from chalicelib.limits.memory import MemoryWindowCounter
+from chalicelib.live.memory import MemoryConnectionStore, RecordingSender
 from chalicelib.settings import Settings
 from local_cloud.aws_server import AwsClients, EmbeddedAws
 from local_cloud.stack import deploy_stack
@@ -55,7 +56,8 @@ def test_two_finishers_at_the_same_moment_start_one_aggregation(server):
     queue = SqsTaskQueue(clients("sqs"), outputs["AggregateQueueName"])
     pipe = Pipeline(store=store, blobs=MemoryBlobStore(), work_queue=queue, aggregate_queue=queue,
                     results_queue=queue, callback_queue=queue, callback_dlq=queue,
-                    limits=MemoryWindowCounter(), settings=settings)
+                    limits=MemoryWindowCounter(), connections=MemoryConnectionStore(),
+                    live=RecordingSender(), settings=settings)
     for round_ in range(5):
         job_id = f"race-agg-{round_}"
         _job(store, job_id, 2)

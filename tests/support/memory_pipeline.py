@@ -11,6 +11,7 @@ from chalicelib.jobs.model import ChunkTask
 from chalicelib.jobs.pipeline import Pipeline
 from chalicelib.jobs.work import run_chunk
 from chalicelib.limits.memory import MemoryWindowCounter
+from chalicelib.live.memory import MemoryConnectionStore, RecordingSender
 from chalicelib.settings import Settings
 
 
@@ -19,7 +20,8 @@ def memory_pipeline(**overrides) -> Pipeline:
     return Pipeline(store=MemoryJobStore(), blobs=MemoryBlobStore(), work_queue=MemoryTaskQueue(),
                     aggregate_queue=MemoryTaskQueue(), results_queue=MemoryTaskQueue(),
                     callback_queue=MemoryTaskQueue(), callback_dlq=MemoryTaskQueue(),
-                    limits=MemoryWindowCounter(), settings=settings)
+                    limits=MemoryWindowCounter(), connections=MemoryConnectionStore(),
+                    live=RecordingSender(), settings=settings)
 
 
 def run_file(pipe: Pipeline, data: bytes, filename: str = "data.csv", processor: str = "profile",

@@ -1,0 +1,111 @@
+"""Live progress on the in-memory pipeline: subscriptions, the messages a
+follower gets, throttled PROGRESS, and connections that went away."""
+from __future__ import annotations
+
+import base64
+import json
+
+from chalicelib.jobs.dispatch import handle_uploaded_object, new_job, store_upload
+from chalicelib.jobs.finish import aggregate_job
+from chalicelib.jobs.model import ChunkTask
+from chalicelib.jobs.work import run_chunk
+from chalicelib.live import service as live
+from tests.support.files import csv_bytes
+from tests.support.memory_pipeline import memory_pipeline
+
+NOW = 1_800_000_000
+BAD_ROWS = csv_bytes([["activity", "amount", "unit"]] + [["diesel", "10", "litres"]] * 20
+                     + [["diesel", "x", "litres"]])
+
+
+def _job(pipe, data=BAD_ROWS, processor="carbon"):
+    job = new_job(pipe, "a.csv", processor, {})
+    store_upload(pipe, job, data, "text/csv")
+    handle_uploaded_object(pipe, job.source_key)
+    return job
+
+
+def _changes(pipe, job_id, before=None):
+    return [(before, pipe.store.get_job(job_id))]
+
+
+def test_a_follower_gets_progress_errors_and_the_end_in_order():
+    pipe = memory_pipeline(chunk_bytes=80)
+    live.connect(pipe, "c1", "127.0.0.1", NOW)
+    job = _job(pipe)
+    live.handle_message(pipe, "c1", json.dumps({"action": "subscribe", "job_id": job.job_id}), NOW)
+    for body in pipe.work_queue.drain():
+        run_chunk(pipe, ChunkTask.from_message(body))
+        live.announce_job_changes(pipe, _changes(pipe, job.job_id, "processing"))
+    for body in pipe.aggregate_queue.drain():
+        aggregate_job(pipe, body["job_id"])
+    live.announce_job_changes(pipe, _changes(pipe, job.job_id, "aggregating"))
+
+    sent = pipe.live.sent["c1"]
+    kinds = [m["type"] for m in sent]
+    assert kinds[0] == "PROGRESS" and kinds[-2:] == ["PROGRESS", "COMPLETE"]
+    assert kinds.count("ROW_ERROR") == 1
+    assert [m for m in sent if m["type"] == "ROW_ERROR"][0]["data"]["row"] == 22
+    values = [m["value"] for m in sent if m["type"] == "PROGRESS"]
+    assert values == sorted(values) and values[-1] == 100 and max(values[:-1]) < 100
+    complete = sent[-1]
+    assert complete["job_id"] == job.job_id and complete["download_url"]
+    assert complete["status"] == "completed_with_errors"
+
+
+def test_progress_is_throttled_per_job():
+    pipe = memory_pipeline(chunk_bytes=40, live_progress_per_second=2)
+    live.connect(pipe, "c1", "ip", NOW)
+    job = _job(pipe)
+    pipe.connections.subscribe(job.job_id, "c1", NOW)
+    for body in pipe.work_queue.drain():
+        run_chunk(pipe, ChunkTask.from_message(body))
+        live.announce_job_changes(pipe, _changes(pipe, job.job_id, "processing"))
+    progress = [m for m in pipe.live.sent["c1"] if m["type"] == "PROGRESS"]
+    assert pipe.store.get_job(job.job_id).chunks_total > 5
+    assert 1 <= len(progress) <= 2  # within one second: at most the limit
+
+
+def test_a_redelivered_chunk_pushes_its_events_once():
+    pipe = memory_pipeline(chunk_bytes=1 << 20)
+    job = _job(pipe)
+    pipe.connections.subscribe(job.job_id, "c1", NOW)
+    [body] = pipe.work_queue.drain()
+    run_chunk(pipe, ChunkTask.from_message(body))
+    run_chunk(pipe, ChunkTask.from_message(body))
+    assert [m["type"] for m in pipe.live.sent["c1"]] == ["ROW_ERROR"]
+
+
+def test_a_gone_connection_is_dropped_and_disconnect_forgets_it():
+    pipe = memory_pipeline()
+    job = _job(pipe)
+    for cid in ("c1", "c2"):
+        live.connect(pipe, cid, "ip", NOW)
+        live.handle_message(pipe, cid, json.dumps({"action": "subscribe", "job_id": job.job_id}), NOW)
+    pipe.live.gone.add("c2")
+    assert live.publish(pipe, job.job_id, [{"type": "PROGRESS"}]) == 1
+    assert pipe.connections.subscribers(job.job_id) == ["c1"]
+    live.disconnect(pipe, "c1")
+    assert pipe.connections.subscribers(job.job_id) == []
+
+
+def test_bad_requests_get_an_error_message():
+    pipe = memory_pipeline()
+    for body, words in [("not json", "JSON object"),
+                        ('{"action": "dance"}', "unknown action"),
+                        ('{"action": "subscribe", "job_id": "nope"}', "no job"),
+                        ('{"action": "start_scan", "file_content": "%%%"}', "base64")]:
+        live.handle_message(pipe, "c9", body, NOW)
+        last = pipe.live.sent["c9"][-1]
+        assert last["type"] == "ERROR" and words in last["message"], (body, last)
+
+
+def test_start_scan_creates_the_job_subscribes_and_says_started():
+    pipe = memory_pipeline()
+    request = {"action": "start_scan", "processor": "profile", "file_name": "a.csv",
+               "file_content": base64.b64encode(b"a,b\n1,2\n").decode()}
+    live.handle_message(pipe, "c1", json.dumps(request), NOW)
+    [started] = pipe.live.sent["c1"]
+    assert started["type"] == "STARTED" and started["message"] == "Processing started"
+    assert pipe.connections.subscribers(started["job_id"]) == ["c1"]
+    assert pipe.store.get_job(started["job_id"]).filename == "a.csv"
