@@ -169,6 +169,10 @@ class ChunkSource:
     delimiter: str = ","
     header: str | None = None
     first_row: int = 1  # 1-based number of the chunk's first data row, when known
+    #: for document processors: the documents of this chunk, by name inside
+    #: the zip at `key` (container "zip") or by their own keys ("keys")
+    documents: tuple[str, ...] = ()
+    container: str = ""
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,7 @@ class ChunkTask:
                 "delimiter": s.delimiter,
                 "header": s.header,
                 "first_row": s.first_row,
+                **({"documents": list(s.documents), "container": s.container} if s.documents else {}),
             },
         }
 
@@ -217,6 +222,8 @@ class ChunkTask:
                     delimiter=src.get("delimiter") or ",",
                     header=src.get("header"),
                     first_row=int(src.get("first_row") or 1),
+                    documents=tuple(str(d) for d in src.get("documents") or ()),
+                    container=str(src.get("container") or ""),
                 ),
             )
         except (KeyError, TypeError, ValueError) as exc:
