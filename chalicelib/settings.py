@@ -51,6 +51,10 @@ class Settings:
     # The WebSocket API's management endpoint (https://<api>.execute-api.<region>
     # .amazonaws.com/<stage>; local_cloud sets its gateway). Empty: no live pushes.
     ws_endpoint: str
+    # The URL WebSocket clients connect to (wss://<api>.execute-api.<region>
+    # .amazonaws.com/<stage>; ws://127.0.0.1:8001 under local_cloud). The
+    # dashboard and the CLI learn it from the app; empty: they poll instead.
+    ws_url: str
     # PROGRESS messages per job per second, however many chunks finish.
     live_progress_per_second: int
     factor_api_rate_per_second: int
@@ -86,6 +90,7 @@ class Settings:
             factor_api_url=os.environ.get("SLUICE_FACTOR_API_URL", ""),
             factor_source=os.environ.get("SLUICE_FACTOR_SOURCE", "table"),
             ws_endpoint=os.environ.get("SLUICE_WS_ENDPOINT", ""),
+            ws_url=os.environ.get("SLUICE_WS_URL", ""),
             live_progress_per_second=_int("SLUICE_LIVE_PROGRESS_PER_SECOND", 4),
             factor_api_rate_per_second=_int("SLUICE_FACTOR_API_RATE_PER_SECOND", 10),
             api_max_body_bytes=_int("SLUICE_API_MAX_BODY_BYTES", 5 * 1024 * 1024),

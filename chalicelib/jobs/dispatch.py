@@ -28,6 +28,7 @@ from ..sources.sniff import (
     is_ascii_compatible,
     sniff_kind,
 )
+from .documents import plan_documents
 from .lifecycle import fail_job, start_aggregation_if_done
 from .model import (
     ChunkSource,
@@ -176,7 +177,7 @@ def dispatch_job(pipe: Pipeline, job_id: str) -> None:
         return
     fan_out = FanOut(pipe, job_id)
     try:
-        plan_job(pipe, job, fan_out)
+        items = plan_job(pipe, job, fan_out)
         fan_out.flush()
     except InputError as exc:
         fail_job(pipe, job, f"{job.filename}: {exc}")
@@ -189,7 +190,7 @@ def dispatch_job(pipe: Pipeline, job_id: str) -> None:
         return
     try:
         pipe.store.transition(job_id, [JobStatus.SPLITTING.value], JobStatus.PROCESSING.value,
-                              chunks_total=fan_out.sent)
+                              chunks_total=fan_out.sent, **({"items_total": items} if items else {}))
     except TransitionRejectedError:
         return  # cancelled while splitting
     start_aggregation_if_done(pipe, job_id)
@@ -233,7 +234,9 @@ class FanOut:
         self.sent += len(tasks)
 
 
-def plan_job(pipe: Pipeline, job: Job, fan_out: FanOut) -> None:
+def plan_job(pipe: Pipeline, job: Job, fan_out: FanOut) -> int | None:
+    """Plan and send the job's chunks; returns the number of items (documents)
+    when the plan counts them up front, else None."""
     processor = get_processor(job.processor)
     head = pipe.blobs.read_range(job.source_key, 0, SNIFF_BYTES)
     kind = sniff_kind(head)
@@ -242,8 +245,12 @@ def plan_job(pipe: Pipeline, job: Job, fan_out: FanOut) -> None:
             raise InputError(f"this is {describe_kind(kind)}, not CSV or Excel"
                              + ("; save it as .xlsx or CSV" if kind == "xls" else ""))
         if kind == "xlsx":
-            return _plan_xlsx(pipe, job, fan_out)
-        return _plan_csv(pipe, job, head, fan_out)
+            _plan_xlsx(pipe, job, fan_out)
+        else:
+            _plan_csv(pipe, job, head, fan_out)
+        return None
+    if processor.chunk_kind == "documents":
+        return plan_documents(pipe, job, kind, fan_out)
     raise InputError(f"processor {job.processor} reads {processor.chunk_kind} chunks, "
                      "which this pipeline cannot plan yet")
 

@@ -88,6 +88,9 @@ class Job:
     chunks_done: int = 0
     chunks_failed: int = 0
     rows_done: int = 0
+    #: how many items (documents) the job has, when the plan knows it up
+    #: front; progress then counts items rather than chunks
+    items_total: int | None = None
     created_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
@@ -128,6 +131,7 @@ class Job:
                 "chunks_done": self.chunks_done,
                 "chunks_failed": self.chunks_failed,
                 "rows_processed": self.rows_done,
+                **({"items_total": self.items_total} if self.items_total else {}),
                 "percent": self.percent,
             },
             "created_at": self.created_at,

@@ -140,7 +140,8 @@ def _report(job: Job, processor: Processor, outcome: Outcome, files: ChunkFiles,
     content = outcome.report or ReportContent()
     summary: list[SummarySection | SummaryTable] = [SummarySection("Job", [
         ("job id", job.job_id), ("file", job.filename), ("processor", job.processor),
-        ("created", job.created_at), ("rows read", job.rows_done),
+        ("created", job.created_at),
+        (f"{getattr(processor, 'item_label', 'rows')} read", job.rows_done),
         ("rows rejected", files.row_error_count), ("chunks failed", len(failed_chunks)),
     ])]
     summary += [SummarySection(heading, items) for heading, items in content.sections]

@@ -10,8 +10,9 @@ import json
 import logging
 
 from ..live.service import publish_chunk_events
-from ..processors import TableChunk, get_processor
+from ..processors import ChunkResult, DocumentChunk, TableChunk, get_processor
 from ..sources.table import parse_csv_chunk
+from .documents import ChunkDocuments, task_codes
 from .lifecycle import OPEN_FOR_WORK, start_aggregation_if_done
 from .model import ChunkTask, InputError, ServiceError, TransitionRejectedError, unexpected_error
 from .pipeline import Pipeline, work_prefix
@@ -32,17 +33,16 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     failed or closed (the job no longer takes work). Transient errors
     propagate, so the queue delivers the message again."""
     processor = get_processor(task.processor)
-    src = task.source
     events: list[dict] = []
+
+    def emit(kind: str, body: dict) -> None:
+        events.append({"type": kind, **body})
+
     try:
-        data = pipe.blobs.read_range(src.key, src.start, src.end)
-        parsed = parse_csv_chunk(data, src.encoding, src.delimiter, src.header, src.first_row)
-        for rejected in parsed.rejected:
-            events.append({"type": "row_error", **rejected})
-        chunk = TableChunk(index=task.index, frame=parsed.frame, row_numbers=parsed.row_numbers,
-                           options=task.options, job_id=task.job_id,
-                           services={name: make(task.job_id) for name, make in pipe.services.items()})
-        result = processor.process(chunk, lambda kind, body: events.append({"type": kind, **body}))
+        if processor.chunk_kind == "documents":
+            rows, result = _process_documents(pipe, task, processor, emit)
+        else:
+            rows, result = _process_table(pipe, task, processor, emit)
     except InputError as exc:
         return _settle_failed(pipe, task, str(exc))
     except ServiceError:
@@ -52,7 +52,6 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
         return _settle_failed(pipe, task, unexpected_error(exc))
 
     key = partial_key(task.job_id, task.index)
-    rows = int(len(parsed.frame))
     body = {"chunk": task.index, "rows": rows, "partial": result.partial, "events": events}
     if result.rows is not None:
         # Written before the partial that points at it: a partial is never
@@ -70,6 +69,27 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
         publish_chunk_events(pipe, task.job_id, events)
         start_aggregation_if_done(pipe, task.job_id)
     return "done" if counted else "duplicate"
+
+
+def _process_table(pipe: Pipeline, task: ChunkTask, processor, emit) -> tuple[int, ChunkResult]:
+    src = task.source
+    data = pipe.blobs.read_range(src.key, src.start, src.end)
+    parsed = parse_csv_chunk(data, src.encoding, src.delimiter, src.header, src.first_row)
+    for rejected in parsed.rejected:
+        emit("row_error", rejected)
+    chunk = TableChunk(index=task.index, frame=parsed.frame, row_numbers=parsed.row_numbers,
+                       options=task.options, job_id=task.job_id,
+                       services={name: make(task.job_id) for name, make in pipe.services.items()})
+    return int(len(parsed.frame)), processor.process(chunk, emit)
+
+
+def _process_documents(pipe: Pipeline, task: ChunkTask, processor, emit) -> tuple[int, ChunkResult]:
+    options = {**task.options, "target_hole_codes": task_codes(pipe, dict(task.options))}
+    with ChunkDocuments(pipe, task) as documents:
+        chunk = DocumentChunk(index=task.index, names=task.source.documents, read=documents.read,
+                              link=documents.link, options=options,
+                              first_number=task.source.first_row, job_id=task.job_id)
+        return len(chunk.names), processor.process(chunk, emit)
 
 
 def _settle_failed(pipe: Pipeline, task: ChunkTask, error: str) -> str:

@@ -12,7 +12,7 @@ is the WebSocket handler that took the request:
   are one or two messages, not a thousand);
 * the same stream when the job ends (PROGRESS 100, then COMPLETE or ERROR).
 
-A send that finds its connection gone drops the subscription. Live messages
+A send that finds its connection gone forgets the connection. Live messages
 are a view: the job's state, result and report hold everything they say.
 """
 from __future__ import annotations
@@ -48,6 +48,9 @@ def publish(pipe: Pipeline, job_id: str, outgoing: list[dict[str, Any]]) -> int:
         if all(pipe.live.send(connection_id, m) for m in outgoing):
             reached += 1
         else:
+            # Gone (closed without a $disconnect reaching us, or expired):
+            # forget the connection and everything it followed.
+            disconnect(pipe, connection_id)
             pipe.connections.unsubscribe(job_id, connection_id)
     return reached
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..jobs.model import InputError
 from .base import (
     ChunkResult,
+    DocumentChunk,
     Emit,
     FinishContext,
     Outcome,
@@ -16,9 +17,10 @@ from .base import (
 )
 from .carbon import CarbonProcessor
 from .profile import ProfileProcessor
+from .scan import ScanProcessor
 
 _REGISTRY: dict[str, Processor] = {
-    p.name: p for p in (ProfileProcessor(), CarbonProcessor())
+    p.name: p for p in (ProfileProcessor(), CarbonProcessor(), ScanProcessor())
 }
 
 
@@ -36,7 +38,7 @@ def processor_names() -> list[str]:
 
 
 __all__ = [
-    "ChunkResult", "Emit", "FinishContext", "Outcome", "Partial", "Processor", "ReportContent",
-    "RowColumn", "TableChunk",
+    "ChunkResult", "DocumentChunk", "Emit", "FinishContext", "Outcome", "Partial", "Processor",
+    "ReportContent", "RowColumn", "TableChunk",
     "fold", "get_processor", "processor_names",
 ]

@@ -41,6 +41,23 @@ class TableChunk:
     services: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DocumentChunk:
+    """A chunk of documents (scan). `names` are the documents' names as the
+    user knows them (paths inside the zip, or S3 keys); `read(name)` returns
+    a document's bytes or raises DocumentError, `link(name)` a presigned
+    link to it, both supplied by the pipeline so processors never see S3.
+    `first_number` is the 1-based number of the chunk's first document."""
+
+    index: int
+    names: tuple[str, ...]
+    read: Callable[[str], bytes]
+    link: Callable[[str], str]
+    options: Mapping[str, Any]
+    first_number: int = 1
+    job_id: str = ""
+
+
 @dataclass
 class ChunkResult:
     partial: Partial
@@ -110,6 +127,8 @@ class RowColumn:
 class Processor(Protocol):
     name: str
     #: the kinds of chunk it reads: "table" for rows from CSV and Excel
+    #: (TableChunk), "documents" for files in a zip or listed by a manifest
+    #: (DocumentChunk)
     chunk_kind: str
     #: the per-row output's columns, or None when it has none
     row_columns: list[RowColumn] | None
@@ -121,7 +140,7 @@ class Processor(Protocol):
     # Optional: `option_defaults(settings) -> dict`, stage-wide defaults the
     # job's own options override (carbon's factor source).
 
-    def process(self, chunk: TableChunk, emit: Emit) -> ChunkResult: ...
+    def process(self, chunk: TableChunk | DocumentChunk, emit: Emit) -> ChunkResult: ...
 
     def merge(self, left: Partial, right: Partial) -> Partial: ...
 

@@ -20,6 +20,7 @@ from ..carbon.calculate import ROW_COLUMNS, calculate_rows, parse_year
 from ..carbon.factor_table import bundled_table
 from ..jobs.model import InputError
 from .base import ChunkResult, Emit, FinishContext, Outcome, Partial, ReportContent, RowColumn, TableChunk
+from .table_options import TABLE_INPUT_OPTIONS_HELP
 
 FACTOR_SOURCES = ("table", "api")
 GASES = ("kg_co2e", "kg_co2", "kg_ch4", "kg_n2o")
@@ -40,6 +41,23 @@ class CarbonProcessor:
     name = "carbon"
     chunk_kind = "table"
     row_columns = [RowColumn(c, _HEADERS[c], _KINDS.get(c, "text")) for c in ROW_COLUMNS]
+    description = "Greenhouse-gas emissions of every activity row (DESNZ 2023 and eGRID2022 factors)"
+    # What validate_options accepts, for GET /processors and the dashboard's form.
+    options_help = [
+        {"name": "region", "type": "string", "default": None,
+         "help": "Country or grid region for rows without one, such as GB or US"},
+        {"name": "year", "type": "integer", "default": None,
+         "help": "Year for rows without one, such as 2023"},
+        {"name": "factor_source", "type": "choice", "default": None, "choices": list(FACTOR_SOURCES),
+         "help": "Where factors come from: the bundled tables or the stage's factor service "
+                 "(the stage's choice when empty)"},
+        {"name": "strict", "type": "boolean", "default": False,
+         "help": "Fail the job if any row cannot be calculated"},
+        {"name": "columns", "type": "mapping", "default": None,
+         "help": f"Which column holds each role ({', '.join(REQUIRED_ROLES + OPTIONAL_ROLES)}), "
+                 "e.g. activity=Fuel type, amount=Quantity (found from the headers when empty)"},
+        *TABLE_INPUT_OPTIONS_HELP,
+    ]
 
     def option_defaults(self, settings: Any) -> dict[str, Any]:
         """The stage's factor source (SLUICE_FACTOR_SOURCE) unless the job names one."""

@@ -25,6 +25,7 @@ import pandas as pd
 from ..jobs.model import InputError
 from .base import ChunkResult, Emit, FinishContext, Outcome, Partial, ReportContent, TableChunk
 from .summary import summary_key
+from .table_options import TABLE_INPUT_OPTIONS_HELP
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 BOOL_TOKENS = {"true": True, "false": False, "yes": True, "no": False}
@@ -54,6 +55,16 @@ class ProfileProcessor:
     name = "profile"
     chunk_kind = "table"
     row_columns = None
+    description = "Schema, statistics and data quality of every column of a CSV or Excel file"
+    # What validate_options accepts, for GET /processors and the dashboard's form.
+    options_help = [
+        {"name": "type_threshold", "type": "number", "default": DEFAULT_TYPE_THRESHOLD,
+         "help": "Share of a column's present values (0.5 to 1) that must fit a type "
+                 "for the column to take it"},
+        {"name": "dayfirst", "type": "boolean", "default": False,
+         "help": "Read slash and dash dates day first (03/04/2024 is 3 April)"},
+        *TABLE_INPUT_OPTIONS_HELP,
+    ]
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         clean = dict(options)

@@ -85,6 +85,7 @@ def test_a_gone_connection_is_dropped_and_disconnect_forgets_it():
     pipe.live.gone.add("c2")
     assert live.publish(pipe, job.job_id, [{"type": "PROGRESS"}]) == 1
     assert pipe.connections.subscribers(job.job_id) == ["c1"]
+    assert "c2" not in pipe.connections.connections  # the connection itself is forgotten
     live.disconnect(pipe, "c1")
     assert pipe.connections.subscribers(job.job_id) == []
 

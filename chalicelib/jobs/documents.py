@@ -1,0 +1,253 @@
+"""Jobs whose input is many documents (scan): planning them into chunks of a
+few documents each, and reading one chunk's documents in a worker.
+
+The input is a zip of documents, a zip holding a manifest beside its
+documents, or a manifest (CSV or Excel) of S3 keys. A zip is never
+downloaded whole: the dispatcher lists it and each worker pulls its own
+members, both through ranged reads. Whatever goes wrong with one document
+(missing, too big, encrypted, damaged) is that document's error, raised as
+DocumentError when the processor asks for it; the chunk and job go on.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import mimetypes
+import posixpath
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+from ..scan.codes import normalise_codes
+from ..scan.extract import DocumentError
+from ..scan.manifest import MAX_DOCUMENTS, Manifest, read_manifest
+from ..sources.excel import iter_xlsx_rows
+from ..sources.ranged import open_ranged
+from ..sources.sniff import describe_kind, detect_encoding
+from .model import ChunkSource, ChunkTask, InputError, Job
+from .pipeline import Pipeline, work_prefix
+
+MANIFEST_NAMES = ("manifest.csv", "manifest.xlsx")
+MANIFEST_MAX_BYTES = 50 * 1024 * 1024
+#: larger documents are a per-document error: a 512 MB worker holds one at a time
+DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
+#: codes travel in each chunk message up to this size, else in a work file
+#: (an SQS message stops at 256 KB)
+INLINE_CODES_BYTES = 32 * 1024
+# S3 prefixes a manifest may not point into: the pipeline's own files.
+_INTERNAL_PREFIXES = ("work/", "results/")
+
+
+# -- planning ------------------------------------------------------------------
+
+def plan_documents(pipe: Pipeline, job: Job, kind: str, fan_out: Any) -> int:
+    """Send one chunk per `documents_per_chunk` documents; returns how many
+    documents the job has."""
+    if kind == "zip":
+        names, manifest = _zip_listing(pipe, job)
+        container = "zip"
+    elif kind in ("csv", "xlsx"):
+        manifest = _manifest_from_table(pipe, job, kind)
+        names, container = [_key_of(pipe, name) for name in manifest.documents], "keys"
+    else:
+        raise InputError(f"this is {describe_kind(kind)}; the scan processor reads a zip of documents "
+                         "or a manifest (CSV or Excel) listing them")
+    options = _task_options(pipe, job, manifest)
+    per_chunk = int(job.options.get("documents_per_chunk") or 10)
+    for first in range(0, len(names), per_chunk):
+        batch = tuple(names[first:first + per_chunk])
+        fan_out.add(ChunkTask(job.job_id, fan_out.next_index, job.processor, options=options,
+                              source=ChunkSource(key=job.source_key if container == "zip" else "",
+                                                 first_row=first + 1, documents=batch,
+                                                 container=container)))
+    return len(names)
+
+
+def _zip_listing(pipe: Pipeline, job: Job) -> tuple[list[str], Manifest | None]:
+    try:
+        with zipfile.ZipFile(open_ranged(pipe.blobs, job.source_key)) as archive:
+            members = [i.filename for i in archive.infolist() if _is_document(i)]
+            manifest_member = next((m for m in members if m.casefold() in MANIFEST_NAMES), None)
+            if manifest_member is None:
+                if not members:
+                    raise InputError("the zip holds no documents")
+                if len(members) > MAX_DOCUMENTS:
+                    raise InputError(f"the zip holds {len(members):,} documents; a job scans at most "
+                                     f"{MAX_DOCUMENTS:,}: split it into several zips")
+                return sorted(members), None
+            manifest = _read_zip_manifest(job, archive, manifest_member)
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"the zip is damaged ({exc})") from None
+    present = set(members)
+    by_base: dict[str, list[str]] = {}
+    for member in members:
+        by_base.setdefault(posixpath.basename(member), []).append(member)
+    # A manifest may name documents by path or, when that is unambiguous, by
+    # file name alone; a name not in the zip stays as it is and is that
+    # document's error when a worker looks for it.
+    names = [name if name in present or len(by_base.get(name, ())) != 1 else by_base[name][0]
+             for name in manifest.documents]
+    return list(dict.fromkeys(names)), manifest
+
+
+def _is_document(info: zipfile.ZipInfo) -> bool:
+    base = posixpath.basename(info.filename)
+    return not (info.is_dir() or info.filename.startswith("__MACOSX/") or base.startswith(".")
+                or not base)
+
+
+def _read_zip_manifest(job: Job, archive: zipfile.ZipFile, member: str) -> Manifest:
+    info = archive.getinfo(member)
+    if info.file_size > MANIFEST_MAX_BYTES:
+        raise InputError(f"{member} is {info.file_size:,} bytes; a manifest may be at most "
+                         f"{MANIFEST_MAX_BYTES:,}")
+    data = archive.read(member)
+    kind = "xlsx" if member.casefold().endswith(".xlsx") else "csv"
+    try:
+        return _parse_manifest(job, data, kind)
+    except InputError as exc:
+        raise InputError(f"{member}: {exc}") from None
+
+
+def _manifest_from_table(pipe: Pipeline, job: Job, kind: str) -> Manifest:
+    size = pipe.blobs.head(job.source_key).size
+    if size > MANIFEST_MAX_BYTES:
+        raise InputError(f"the manifest is {size:,} bytes; a manifest may be at most {MANIFEST_MAX_BYTES:,}")
+    return _parse_manifest(job, pipe.blobs.get(job.source_key), kind)
+
+
+def _parse_manifest(job: Job, data: bytes, kind: str) -> Manifest:
+    columns = {"document_column": job.options.get("document_column"),
+               "codes_column": job.options.get("codes_column")}
+    if kind == "xlsx":
+        with tempfile.NamedTemporaryFile(suffix=".xlsx") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            return read_manifest(iter_xlsx_rows(tmp.name, job.options.get("sheet")), **columns)
+    return read_manifest(_csv_rows(data), **columns)
+
+
+def _csv_rows(data: bytes) -> Iterator[tuple[int, list[str]]]:
+    encoding = detect_encoding(data[:64 * 1024], complete=True)
+    try:
+        text = data.decode("utf-8-sig" if encoding.startswith("utf-8") else encoding)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the manifest is not valid {encoding} text ({exc.reason})") from None
+    yield from enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+
+
+def _key_of(pipe: Pipeline, name: str) -> str:
+    """A manifest entry as a key of the bucket: `s3://<bucket>/<key>` or a
+    plain key. Another bucket stays as written and fails when read."""
+    prefix = f"s3://{pipe.settings.bucket}/"
+    return name[len(prefix):] if name.startswith(prefix) else name.lstrip("/")
+
+
+def _task_options(pipe: Pipeline, job: Job, manifest: Manifest | None) -> dict[str, Any]:
+    given = job.options.get("target_hole_codes")
+    if given:
+        codes = normalise_codes(given)
+    elif manifest is not None and manifest.codes:
+        codes = normalise_codes(manifest.codes)
+    else:
+        raise InputError("no codes to look for: give options.target_hole_codes, or a "
+                         "target_hole_codes column in the manifest")
+    options = {k: v for k, v in job.options.items() if k != "target_hole_codes"}
+    encoded = ",".join(codes)
+    if len(encoded.encode()) <= INLINE_CODES_BYTES:
+        options["target_hole_codes"] = codes
+    else:
+        key = work_prefix(job.job_id) + "codes.txt"
+        pipe.blobs.put(key, "\n".join(codes).encode(), content_type="text/plain")
+        options["target_hole_codes_key"] = key
+    return options
+
+
+def task_codes(pipe: Pipeline, options: dict[str, Any]) -> list[str]:
+    """The target codes of a chunk message, inline or from their work file."""
+    if "target_hole_codes_key" in options:
+        return pipe.blobs.get(options["target_hole_codes_key"]).decode().split("\n")
+    return list(options.get("target_hole_codes") or [])
+
+
+# -- reading one chunk's documents ----------------------------------------------
+
+class ChunkDocuments:
+    """The documents of one chunk: `read(name)` and `link(name)` for the
+    processor. A zip is opened once per chunk, on first read."""
+
+    def __init__(self, pipe: Pipeline, task: ChunkTask):
+        self._pipe = pipe
+        self._task = task
+        self._archive: zipfile.ZipFile | None = None
+        self._last: tuple[str, bytes] | None = None
+
+    def __enter__(self) -> ChunkDocuments:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._archive is not None:
+            self._archive.close()
+
+    def read(self, name: str) -> bytes:
+        data = self._read_member(name) if self._task.source.container == "zip" else self._read_key(name)
+        self._last = (name, data)
+        return data
+
+    def link(self, name: str) -> str:
+        """A presigned link to the document. A zip member is first copied out
+        of the zip (under results/, which lives as long as the report), so
+        the link opens that one document."""
+        seconds = self._pipe.settings.presign_seconds
+        if self._task.source.container != "zip":
+            return self._pipe.blobs.presign_get(name, seconds)
+        key = f"results/{self._task.job_id}/documents/{_safe_path(name)}"
+        data = self._last[1] if self._last and self._last[0] == name else self.read(name)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        self._pipe.blobs.put(key, data, content_type=content_type)
+        return self._pipe.blobs.presign_get(key, seconds)
+
+    def _read_member(self, name: str) -> bytes:
+        if self._archive is None:
+            self._archive = zipfile.ZipFile(open_ranged(self._pipe.blobs, self._task.source.key))
+        try:
+            info = self._archive.getinfo(name)
+        except KeyError:
+            raise DocumentError("it is not in the zip") from None
+        _check_size(info.file_size)
+        try:
+            with self._archive.open(info) as member:
+                # The declared size can lie (a crafted zip); never inflate more.
+                data = member.read(DOCUMENT_MAX_BYTES + 1)
+        except RuntimeError as exc:  # zipfile's words for an encrypted member
+            raise DocumentError(f"it cannot be read from the zip ({exc})") from None
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise DocumentError(f"it is damaged inside the zip ({exc})") from None
+        _check_size(len(data))
+        return data
+
+    def _read_key(self, key: str) -> bytes:
+        if key.startswith("s3://"):
+            raise DocumentError(f"it is in another bucket; list keys of s3://{self._pipe.settings.bucket}/")
+        if not key or key.startswith(_INTERNAL_PREFIXES):
+            raise DocumentError("it is not a document this job may read (Sluice's own work and "
+                                "result files are off limits)")
+        try:
+            info = self._pipe.blobs.head(key)
+        except (KeyError, InputError):  # S3's "no such key"; the memory store's
+            raise DocumentError("there is no such key in the bucket") from None
+        _check_size(info.size)
+        return self._pipe.blobs.get(key)
+
+
+def _check_size(size: int) -> None:
+    if size > DOCUMENT_MAX_BYTES:
+        raise DocumentError(f"the document is over {DOCUMENT_MAX_BYTES // 2**20} MB; documents of at "
+                            f"most {DOCUMENT_MAX_BYTES // 2**20} MB are scanned")
+
+
+def _safe_path(name: str) -> str:
+    """A zip member's path as a key suffix: no absolute paths, no '..'."""
+    parts = [p for p in posixpath.normpath(name.replace("\\", "/")).split("/") if p not in ("", ".", "..")]
+    return "/".join(parts) or "document"
