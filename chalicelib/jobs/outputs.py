@@ -118,7 +118,8 @@ def _write_result(path: str, result: dict[str, Any], files: ChunkFiles,
             return
         out.write(head[:-1] + (', "rows": [' if result else '"rows": ['))
         first = True
-        for frame in _row_frames(files, columns):
+        # Nullable Int64: an integer column with gaps stays 1, 2, null in JSON, not 1.0.
+        for frame in _row_frames(files, columns, integer_dtype="Int64"):
             if frame.empty:
                 continue
             records = frame.to_json(orient="records", force_ascii=False, double_precision=15)
@@ -127,11 +128,16 @@ def _write_result(path: str, result: dict[str, Any], files: ChunkFiles,
         out.write("]}")
 
 
-def _row_frames(files: ChunkFiles, columns: list[RowColumn]) -> Iterator[pd.DataFrame]:
-    """Each chunk's row output, read back with its columns' types."""
-    text = {c.name: str for c in columns if c.kind == "text"}
+def _row_frames(files: ChunkFiles, columns: list[RowColumn],
+                integer_dtype: str | None = None) -> Iterator[pd.DataFrame]:
+    """Each chunk's row output, read back with its columns' types. Integer
+    columns with gaps read as floats unless `integer_dtype` says otherwise
+    (the report's cells turn whole floats back into ints themselves)."""
+    types: dict[str, Any] = {c.name: str for c in columns if c.kind == "text"}
+    if integer_dtype:
+        types.update({c.name: integer_dtype for c in columns if c.kind == "integer"})
     for body in files.row_file_bodies():
-        yield pd.read_csv(io.BytesIO(body), dtype=text, keep_default_na=False,
+        yield pd.read_csv(io.BytesIO(body), dtype=types, keep_default_na=False,
                           na_values={c.name: [""] for c in columns if c.kind != "text"})
 
 

@@ -203,3 +203,11 @@ def test_the_row_file_is_csv_with_every_document():
     pipe, job = _scan(zip_bytes(corpus.documents))
     rows = list(csv.DictReader(io.StringIO(pipe.blobs.get(job.outputs["rows"]).decode())))
     assert sorted(r["document"] for r in rows) == sorted(name for name, _ in corpus.documents)
+
+
+def test_result_rows_keep_whole_numbers_whole_where_a_column_has_gaps():
+    files = {"a.pdf": pdf_bytes([], pages=[["HOLE-1"], ["x"]]), "b.txt": b"HOLE-2"}
+    pipe, job = _scan(_zip(files))
+    rows = {r["document"]: r for r in _result(pipe, job)["rows"]}
+    assert rows["a.pdf"]["pages"] == 2 and isinstance(rows["a.pdf"]["pages"], int)
+    assert rows["b.txt"]["pages"] is None
