@@ -103,13 +103,23 @@ class Job:
     totals: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def work_counts(self) -> tuple[int, int]:
+        """(processed, total) in what the job counts: documents when the plan
+        knew how many there are (scan), otherwise chunks settled."""
+        if self.items_total:
+            return min(self.rows_done, self.items_total), self.items_total
+        return self.chunks_done + self.chunks_failed, self.chunks_total or 0
+
+    @property
     def percent(self) -> float:
+        """100 once the job completed; below it until then, since the last
+        chunk's settling is followed by aggregation, which is work too."""
         if self.status in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS):
             return 100.0
-        if not self.chunks_total:
+        processed, total = self.work_counts
+        if not total:
             return 0.0
-        settled = self.chunks_done + self.chunks_failed
-        return round(100.0 * settled / self.chunks_total, 1)
+        return min(99.9, round(100.0 * processed / total, 1))
 
     @property
     def all_chunks_settled(self) -> bool:

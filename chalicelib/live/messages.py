@@ -22,10 +22,7 @@ def progress(job: Job) -> dict[str, Any]:
     """Progress in what the processor counts: documents when the plan knows
     how many there are (scan), otherwise chunks settled of all chunks; 100
     only once the job is final."""
-    if job.items_total:
-        total, processed = job.items_total, min(job.rows_done, job.items_total)
-    else:
-        total, processed = job.chunks_total or 0, job.chunks_done + job.chunks_failed
+    processed, total = job.work_counts
     value = 100 if job.status.is_final else min(99, int(100 * processed / total)) if total else 0
     return {"type": "PROGRESS", "job_id": job.job_id, "value": value,
             "processed": processed if not job.status.is_final else max(processed, total),

@@ -110,3 +110,24 @@ def test_start_scan_creates_the_job_subscribes_and_says_started():
     assert started["type"] == "STARTED" and started["message"] == "Processing started"
     assert pipe.connections.subscribers(started["job_id"]) == ["c1"]
     assert pipe.store.get_job(started["job_id"]).filename == "a.csv"
+
+
+def test_progress_counts_documents_when_known_and_stays_below_100_until_the_job_ends():
+    from chalicelib.jobs.model import Job, JobStatus
+    from chalicelib.live import messages
+
+    job = Job(job_id="j", processor="scan", filename="d.zip", source_key="k", options={},
+              status=JobStatus.AGGREGATING, chunks_total=3, chunks_done=3, rows_done=25, items_total=25)
+    assert job.work_counts == (25, 25)
+    assert job.percent == 99.9  # every chunk settled, the aggregation still to run
+    message = messages.progress(job)
+    assert (message["value"], message["processed"], message["total"]) == (99, 25, 25)
+    job.status = JobStatus.PROCESSING
+    job.rows_done = 10
+    assert job.percent == 40.0 and messages.progress(job)["value"] == 40
+    job.status = JobStatus.COMPLETED
+    job.rows_done = 25
+    assert job.percent == 100.0 and messages.progress(job)["value"] == 100
+    table = Job(job_id="t", processor="profile", filename="a.csv", source_key="k", options={},
+                status=JobStatus.PROCESSING, chunks_total=4, chunks_done=1, chunks_failed=1)
+    assert table.work_counts == (2, 4) and table.percent == 50.0

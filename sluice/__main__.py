@@ -1,0 +1,4 @@
+"""`python -m sluice ...`: see sluice/cli.py."""
+from sluice.cli import main
+
+raise SystemExit(main())
