@@ -100,7 +100,7 @@ os.environ.setdefault("SLUICE_STATUS_QUERIES_PER_WINDOW", "1000000")
 
 def run_pipeline(path: Path, rows: int, workers: int, processor: str = "profile") -> tuple[PipelineRun, dict]:
     """A fresh local cloud per run, so each size's memory peak is its own."""
-    with LocalCloud(aws_port=0, api_port=0, workers=workers, log_level=logging.WARNING) as cloud:
+    with LocalCloud(aws_port=0, api_port=0, ws_port=0, workers=workers, log_level=logging.WARNING) as cloud:
         wiring.reset()  # the in-process API must build clients for this cloud's endpoint
         api = cloud.api_url
         ledger_url = f"{cloud.aws_url}/_sluice/calls"

@@ -12,12 +12,11 @@ import os
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
-    # S3 presigned POST/GET URLs must name the endpoint the caller can reach.
-    s3={"addressing_style": "path"},
-    signature_version="s3v4",
-)
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+# S3 presigned POST/GET URLs must name the endpoint the caller can reach, and
+# be signed with SigV4. Only S3 gets the S3 signer: it leaves paths as they
+# are, which other services (@connections/<id ending in "=">) sign encoded.
+_S3_CONFIG = _CONFIG.merge(Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
 
 
 def endpoint_url() -> str | None:
@@ -31,7 +30,8 @@ def region() -> str:
 @functools.cache
 def client(service: str):
     return boto3.session.Session().client(
-        service, region_name=region(), endpoint_url=endpoint_url(), config=_CONFIG
+        service, region_name=region(), endpoint_url=endpoint_url(),
+        config=_S3_CONFIG if service == "s3" else _CONFIG,
     )
 
 

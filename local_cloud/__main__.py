@@ -14,10 +14,13 @@ from local_cloud.runtime import quiet_noisy_loggers
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m local_cloud",
-        description="Run Sluice locally: embedded AWS (moto), event pump and REST API.",
+        description="Run Sluice locally: embedded AWS (moto), event pump, WebSocket gateway and REST API.",
     )
     parser.add_argument("--aws-port", type=int, default=4566, help="embedded AWS port (default 4566)")
     parser.add_argument("--api-port", type=int, default=8000, help="REST API port (default 8000)")
+    parser.add_argument(
+        "--ws-port", type=int, default=8001, help="WebSocket gateway and @connections port (default 8001)"
+    )
     parser.add_argument("--stage", default="local", help="stack stage; names are sluice-<stage>-*")
     parser.add_argument("--workers", type=int, default=2, help="handler worker processes (default 2)")
     parser.add_argument("--app-dir", default=str(REPO_ROOT), help="directory holding app.py")
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         app_dir=args.app_dir,
         aws_port=args.aws_port,
         api_port=args.api_port,
+        ws_port=args.ws_port,
         stage=args.stage,
         workers=args.workers,
         chalice_stage=args.chalice_stage,

@@ -1,8 +1,11 @@
 """LocalCloud: the whole event-driven app on one machine, startable in-process.
 
 Start order matters: the embedded AWS first, then the stack (its Outputs name the
-resources), then the environment the app reads, then the workers and pump, and
-the API last, so every request it accepts already has handlers behind it.
+resources), then the environment the app reads, then the workers, the WebSocket
+gateway and the pump, and the API last, so every request it accepts already has
+handlers behind it. The gateway binds its port before the workers start: their
+environment, fixed when they spawn, names it (SLUICE_WS_ENDPOINT), and it needs
+the workers to run its handlers.
 ``python -m local_cloud`` is a thin CLI around this class; e2e tests and the
 benchmarks use it directly.
 """
@@ -19,6 +22,7 @@ from local_cloud.lambda_pool import LambdaPool
 from local_cloud.pump import EventPump, PumpSettings
 from local_cloud.sources import AppDescription, chalice_environment, load_chalice_config
 from local_cloud.stack import StackOutputs, deploy_stack
+from local_cloud.ws_gateway import WebSocketGateway
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "Sluice local cloud ready"
@@ -36,7 +40,7 @@ log = logging.getLogger("local_cloud")
 
 
 class LocalCloud:
-    """Embedded AWS + the stack + event pump + REST API.
+    """Embedded AWS + the stack + event pump + WebSocket gateway + REST API.
 
     ``start()`` sets AWS_ENDPOINT_URL, dummy credentials and the SLUICE_* names in
     this process's environment (the in-process API needs them) and ``stop()``
@@ -49,10 +53,12 @@ class LocalCloud:
         app_dir: Path | str = REPO_ROOT,
         aws_port: int = 4566,
         api_port: int = 8000,
+        ws_port: int = 8001,
         stage: str = "local",
         workers: int = 2,
         chalice_stage: str = "dev",
         serve_api: bool = True,
+        serve_ws: bool = True,
         pump_settings: PumpSettings | None = None,
         log_level: int = logging.INFO,
     ):
@@ -60,6 +66,7 @@ class LocalCloud:
         self.stage = stage
         self._aws = EmbeddedAws(port=aws_port)
         self._api = ApiServer(self.app_dir, port=api_port, chalice_stage=chalice_stage) if serve_api else None
+        self._ws = WebSocketGateway(port=ws_port, stage=stage) if serve_ws else None
         self._workers = workers
         self._chalice_stage = chalice_stage
         self._pump_settings = pump_settings
@@ -69,6 +76,7 @@ class LocalCloud:
         self._saved_environ: dict[str, str | None] = {}
         self.aws_url: str | None = None
         self.api_url: str | None = None
+        self.ws_url: str | None = None
         self.outputs: StackOutputs | None = None
         self.clients: AwsClients | None = None
 
@@ -96,19 +104,27 @@ class LocalCloud:
         config_env = chalice_environment(load_chalice_config(self.app_dir), self._chalice_stage)
         self._set_environment({k: v for k, v in {**LOCAL_DEFAULTS, **config_env}.items()
                                if k not in os.environ})
+        ws_environment = {}
+        if self._ws is not None:
+            self._ws.bind()
+            ws_environment = self._ws.environment()
+            self._set_environment(ws_environment)
 
         self._pool = LambdaPool(
             self.app_dir,
             # Handlers sign with their own access key, so the call ledger can tell
             # the work a job causes from API requests and the pump's polling.
             environment={**client_environment(self.aws_url), "AWS_ACCESS_KEY_ID": LAMBDA_ACCESS_KEY,
-                         **self.outputs.app_environment()},
+                         **self.outputs.app_environment(), **ws_environment},
             workers=self._workers,
             chalice_stage=self._chalice_stage,
             local_stage=self.stage,
             log_level=self._log_level,
         )
         self._pool.start()
+        if self._ws is not None:
+            self.ws_url = self._ws.start(self._pool)
+            log.info("WebSocket gateway on %s", self.ws_url)
         # The pump polls with its own access key, so the call ledger tells its
         # polling apart from the app's own calls.
         pump_clients = AwsClients(self.aws_url, access_key=PUMP_ACCESS_KEY)
@@ -119,9 +135,12 @@ class LocalCloud:
             log.info("API on %s", self.api_url)
 
     def stop(self) -> None:
-        """Stop API, pump, workers and AWS, in that order; safe to call twice."""
+        """Stop API, WebSocket gateway, pump, workers and AWS, in that order; safe to call twice."""
         if self._api is not None:
             self._api.stop()
+        if self._ws is not None:
+            # Before the workers: closing connections runs their $disconnect handler.
+            self._ws.stop()
         if self._pump is not None:
             self._pump.stop()
             self._pump = None
@@ -140,9 +159,12 @@ class LocalCloud:
     def banner(self) -> str:
         """What a developer needs to start using it, ready to paste."""
         outputs = self.outputs.values if self.outputs else {}
+        ws = (f"{self.ws_url} (@connections on {self.ws_url.replace('ws://', 'http://', 1)})"
+              if self.ws_url else "(not served)")
         lines = [
             f"Sluice local cloud (stage {self.stage}, app {self.app_dir / 'app.py'})",
             f"  API           {self.api_url or '(not served)'}",
+            f"  WebSocket     {ws}",
             f"  Embedded AWS  {self.aws_url}",
             f"                export AWS_ENDPOINT_URL={self.aws_url} AWS_ACCESS_KEY_ID=local "
             "AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1",
@@ -156,12 +178,16 @@ class LocalCloud:
             f"  Workers       {self._workers} processes",
         ]
         description = self.description
-        if description and description.sources:
+        if description and (description.sources or self.ws_url):
+            routes = description.websocket
+            listened = [(s.handler, s.describe()) for s in description.sources]
+            if self.ws_url:
+                listened += [(handler, f"websocket {route}") for route, handler in
+                             (("$connect", routes.connect), ("$default", routes.message),
+                              ("$disconnect", routes.disconnect)) if handler]
             lines.append("  Event sources")
-            lines += [
-                f"    {s.handler} <- {s.describe()}, timeout {description.functions[s.handler].timeout_s} s"
-                for s in description.sources
-            ]
+            lines += [f"    {handler} <- {what}, timeout {description.functions[handler].timeout_s} s"
+                      for handler, what in listened]
         if self.api_url:
             lines += [
                 "",
@@ -174,6 +200,9 @@ class LocalCloud:
                 f"  curl {self.api_url}/jobs/<job_id>/result",
                 f"  curl -L -o report.xlsx {self.api_url}/jobs/<job_id>/report",
             ]
+            if self.ws_url:
+                lines.append(f"  python -m websockets {self.ws_url}   then send "
+                             '{"action": "subscribe", "job_id": "<job_id>"}')
         return "\n".join(lines)
 
     def _set_environment(self, values: dict[str, str]) -> None:

@@ -2,7 +2,9 @@
 
 The decorators (@app.on_s3_event, @app.on_sqs_message, @app.on_dynamodb_record)
 record an event source config on ``app.event_sources`` and the wrapped handler in
-``app.handler_map`` under the same name. The result is plain, picklable data: it is
+``app.handler_map`` under the same name; the WebSocket ones (@app.on_ws_connect,
+on_ws_message, on_ws_disconnect) record theirs on ``app.websocket_handlers``, keyed
+by API Gateway route key. The result is plain, picklable data: it is
 computed in a worker process (the only place the app is imported for the pump)
 and sent back to the pump.
 """
@@ -58,6 +60,21 @@ EventSource = SqsSource | S3Source | StreamSource
 
 
 @dataclass(frozen=True)
+class WebsocketRoutes:
+    """The handler API Gateway's WebSocket API calls for each route, None when the app has none."""
+
+    connect: str | None = None
+    message: str | None = None
+    disconnect: str | None = None
+
+    def handlers(self) -> dict[str, str]:
+        """Handler name by the function name Chalice deploys it under."""
+        named = {"websocket_connect": self.connect, "websocket_message": self.message,
+                 "websocket_disconnect": self.disconnect}
+        return {function: handler for function, handler in named.items() if handler}
+
+
+@dataclass(frozen=True)
 class FunctionSettings:
     """What Lambda would give the handler: its deployed name, timeout and memory."""
 
@@ -73,6 +90,7 @@ class AppDescription:
     functions: dict[str, FunctionSettings]
     # Event sources local_cloud does not run (SNS, Kinesis, schedules...), said once at start.
     not_run: tuple[str, ...] = field(default_factory=tuple)
+    websocket: WebsocketRoutes = field(default_factory=WebsocketRoutes)
 
 
 def load_chalice_config(app_dir: Path) -> dict[str, Any]:
@@ -128,19 +146,34 @@ def describe_app(
         else:
             not_run.append(f"{config.name} ({type(config).__name__})")
 
+    websocket = websocket_routes(app)
+    # Chalice names each deployed function <app>-<stage>-<function> and reads its
+    # lambda_functions settings under <function>: the handler's own name for event
+    # sources, websocket_connect/_message/_disconnect for the WebSocket handlers.
+    deployed = {s.handler: s.handler for s in sources}
+    deployed.update({handler: function for function, handler in websocket.handlers().items()})
     functions = {}
-    for source in sources:
+    for handler, function in deployed.items():
         scoped = Config(
             chalice_stage=chalice_stage,
-            function_name=source.handler,
+            function_name=function,
             config_from_disk=config_from_disk,
         )
-        functions[source.handler] = FunctionSettings(
-            # Chalice names each deployed function <app>-<stage>-<handler>.
-            function_name=f"{app.app_name}-{local_stage}-{source.handler}",
+        functions[handler] = FunctionSettings(
+            function_name=f"{app.app_name}-{local_stage}-{function}",
             timeout_s=scoped.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
             memory_mb=scoped.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
         )
     return AppDescription(
-        app_name=app.app_name, sources=tuple(sources), functions=functions, not_run=tuple(not_run)
+        app_name=app.app_name, sources=tuple(sources), functions=functions, not_run=tuple(not_run),
+        websocket=websocket,
     )
+
+
+def websocket_routes(app: chalice_app.Chalice) -> WebsocketRoutes:
+    by_route = {route: config.name for route, config in app.websocket_handlers.items()}
+    connect, disconnect = by_route.pop("$connect", None), by_route.pop("$disconnect", None)
+    # Chalice deploys one message function, for whichever route key it was given
+    # ($default unless on_ws_message(route_key=...) said otherwise).
+    message = by_route.pop("$default", None) or next(iter(by_route.values()), None)
+    return WebsocketRoutes(connect=connect, message=message, disconnect=disconnect)

@@ -2,7 +2,7 @@
 
 The local cloud runs as its own process, exactly as a developer starts it, on
 free loopback ports, so e2e tests exercise the CLI, the embedded AWS, the pump's
-worker processes and the API over real HTTP. Its output goes to a log file (a
+worker processes, the API over real HTTP and the WebSocket gateway. Its output goes to a log file (a
 pipe nobody reads would fill up and stall it); a failing start shows its tail.
 """
 from __future__ import annotations
@@ -40,6 +40,7 @@ def free_port() -> int:
 class LocalCloudProcess:
     api_url: str
     aws_url: str
+    ws_url: str
     log_path: Path
     process: subprocess.Popen = field(repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -72,7 +73,7 @@ class LocalCloudProcess:
 
 @pytest.fixture(scope="session")
 def local_cloud(tmp_path_factory) -> LocalCloudProcess:
-    aws_port, api_port = free_port(), free_port()
+    aws_port, api_port, ws_port = free_port(), free_port(), free_port()
     log_path = tmp_path_factory.mktemp("local_cloud") / "local_cloud.log"
     # Small chunks, so that even test-sized files fan out over many workers.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SLUICE_CHUNK_BYTES": "16384", "SLUICE_CHUNK_ROWS": "200",
@@ -82,7 +83,7 @@ def local_cloud(tmp_path_factory) -> LocalCloudProcess:
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "local_cloud", "--aws-port", str(aws_port), "--api-port", str(api_port),
-             "--stage", STAGE],
+             "--ws-port", str(ws_port), "--stage", STAGE],
             cwd=REPO_ROOT,
             env=env,
             stdout=log_file,
@@ -91,6 +92,7 @@ def local_cloud(tmp_path_factory) -> LocalCloudProcess:
     cloud = LocalCloudProcess(
         api_url=f"http://127.0.0.1:{api_port}",
         aws_url=f"http://127.0.0.1:{aws_port}",
+        ws_url=f"ws://127.0.0.1:{ws_port}",
         log_path=log_path,
         process=process,
     )

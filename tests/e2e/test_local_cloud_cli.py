@@ -25,11 +25,12 @@ def _port_is_free(port: int) -> bool:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_it_prints_how_to_use_it_and_stops_cleanly(tmp_path, stop_signal):
-    aws_port, api_port = free_port(), free_port()
+    aws_port, api_port, ws_port = free_port(), free_port(), free_port()
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "local_cloud", "--aws-port", str(aws_port), "--api-port", str(api_port)],
+            [sys.executable, "-m", "local_cloud", "--aws-port", str(aws_port), "--api-port", str(api_port),
+             "--ws-port", str(ws_port)],
             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -39,7 +40,7 @@ def test_it_prints_how_to_use_it_and_stops_cleanly(tmp_path, stop_signal):
             time.sleep(0.2)
         printed = log_path.read_text()
         api, aws = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{aws_port}"
-        assert api in printed and aws in printed
+        assert api in printed and aws in printed and f"ws://127.0.0.1:{ws_port}" in printed
         for example, processor in (("sales.csv", "profile"), ("activities.csv", "carbon")):
             assert (f"curl -X POST --data-binary @examples/{example} -H 'Content-Type: text/csv' "
                     f"'{api}/jobs?processor={processor}&filename={example}'") in printed
@@ -53,7 +54,7 @@ def test_it_prints_how_to_use_it_and_stops_cleanly(tmp_path, stop_signal):
         assert proc.wait(30) == 0, log_path.read_text()
         gone, alive = psutil.wait_procs(children, timeout=10)
         assert alive == []
-        assert _port_is_free(api_port) and _port_is_free(aws_port)
+        assert _port_is_free(api_port) and _port_is_free(aws_port) and _port_is_free(ws_port)
     finally:
         if proc.poll() is None:
             proc.kill()
