@@ -3,8 +3,9 @@ few documents each, and reading one chunk's documents in a worker.
 
 The input is a zip of documents, a zip holding a manifest beside its
 documents, or a manifest (CSV or Excel) of S3 keys. A zip is never
-downloaded whole: the dispatcher lists it and each worker pulls its own
-members, both through ranged reads. Whatever goes wrong with one document
+downloaded whole: the dispatcher reads its directory once, with ranged reads,
+and each chunk message says where its members lie, so a worker fetches only
+their bytes (sources/zip_members). Whatever goes wrong with one document
 (missing, too big, encrypted, damaged) is that document's error, raised as
 DocumentError when the processor asks for it; the chunk and job go on.
 """
@@ -25,6 +26,7 @@ from ..scan.manifest import MAX_DOCUMENTS, Manifest, read_manifest
 from ..sources.excel import iter_xlsx_rows
 from ..sources.ranged import open_ranged
 from ..sources.sniff import describe_kind, detect_encoding
+from ..sources.zip_members import ZipMember, ZipMemberError, inflate, list_documents, runs
 from .model import ChunkSource, ChunkTask, InputError, Job
 from .pipeline import Pipeline, work_prefix
 
@@ -35,6 +37,8 @@ DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 #: codes travel in each chunk message up to this size, else in a work file
 #: (an SQS message stops at 256 KB)
 INLINE_CODES_BYTES = 32 * 1024
+#: one ranged read fetches neighbouring members up to this many bytes
+MEMBER_RUN_BYTES = 64 * 1024 * 1024
 # S3 prefixes a manifest may not point into: the pipeline's own files.
 _INTERNAL_PREFIXES = ("work/", "results/")
 
@@ -44,8 +48,9 @@ _INTERNAL_PREFIXES = ("work/", "results/")
 def plan_documents(pipe: Pipeline, job: Job, kind: str, fan_out: Any) -> int:
     """Send one chunk per `documents_per_chunk` documents; returns how many
     documents the job has."""
+    members: list[ZipMember | None] = []
     if kind == "zip":
-        names, manifest = _zip_listing(pipe, job)
+        names, members, manifest = _zip_listing(pipe, job)
         container = "zip"
     elif kind in ("csv", "xlsx"):
         manifest = _manifest_from_table(pipe, job, kind)
@@ -56,45 +61,42 @@ def plan_documents(pipe: Pipeline, job: Job, kind: str, fan_out: Any) -> int:
     options = _task_options(pipe, job, manifest)
     per_chunk = int(job.options.get("documents_per_chunk") or 10)
     for first in range(0, len(names), per_chunk):
-        batch = tuple(names[first:first + per_chunk])
+        end = first + per_chunk
+        located = tuple(m.to_message() if m else None for m in members[first:end])
         fan_out.add(ChunkTask(job.job_id, fan_out.next_index, job.processor, options=options,
                               source=ChunkSource(key=job.source_key if container == "zip" else "",
-                                                 first_row=first + 1, documents=batch,
-                                                 container=container)))
+                                                 first_row=first + 1, documents=tuple(names[first:end]),
+                                                 container=container, members=located)))
     return len(names)
 
 
-def _zip_listing(pipe: Pipeline, job: Job) -> tuple[list[str], Manifest | None]:
+def _zip_listing(pipe: Pipeline, job: Job) -> tuple[list[str], list[ZipMember | None], Manifest | None]:
+    """The documents to scan, in the order they lie in the zip (so a chunk's
+    members are neighbours, fetched in one read) or the manifest's order."""
     try:
         with zipfile.ZipFile(open_ranged(pipe.blobs, job.source_key)) as archive:
-            members = [i.filename for i in archive.infolist() if _is_document(i)]
-            manifest_member = next((m for m in members if m.casefold() in MANIFEST_NAMES), None)
+            documents = dict(list_documents(archive))
+            manifest_member = next((m for m in documents if m.casefold() in MANIFEST_NAMES), None)
             if manifest_member is None:
-                if not members:
+                if not documents:
                     raise InputError("the zip holds no documents")
-                if len(members) > MAX_DOCUMENTS:
-                    raise InputError(f"the zip holds {len(members):,} documents; a job scans at most "
+                if len(documents) > MAX_DOCUMENTS:
+                    raise InputError(f"the zip holds {len(documents):,} documents; a job scans at most "
                                      f"{MAX_DOCUMENTS:,}: split it into several zips")
-                return sorted(members), None
+                return list(documents), list(documents.values()), None
             manifest = _read_zip_manifest(job, archive, manifest_member)
     except zipfile.BadZipFile as exc:
         raise InputError(f"the zip is damaged ({exc})") from None
-    present = set(members)
     by_base: dict[str, list[str]] = {}
-    for member in members:
+    for member in documents:
         by_base.setdefault(posixpath.basename(member), []).append(member)
     # A manifest may name documents by path or, when that is unambiguous, by
     # file name alone; a name not in the zip stays as it is and is that
     # document's error when a worker looks for it.
-    names = [name if name in present or len(by_base.get(name, ())) != 1 else by_base[name][0]
-             for name in manifest.documents]
-    return list(dict.fromkeys(names)), manifest
-
-
-def _is_document(info: zipfile.ZipInfo) -> bool:
-    base = posixpath.basename(info.filename)
-    return not (info.is_dir() or info.filename.startswith("__MACOSX/") or base.startswith(".")
-                or not base)
+    names = list(dict.fromkeys(
+        name if name in documents or len(by_base.get(name, ())) != 1 else by_base[name][0]
+        for name in manifest.documents))
+    return names, [documents.get(name) for name in names], manifest
 
 
 def _read_zip_manifest(job: Job, archive: zipfile.ZipFile, member: str) -> Manifest:
@@ -175,20 +177,29 @@ def task_codes(pipe: Pipeline, options: dict[str, Any]) -> list[str]:
 
 class ChunkDocuments:
     """The documents of one chunk: `read(name)` and `link(name)` for the
-    processor. A zip is opened once per chunk, on first read."""
+    processor. Zip members are fetched a run of neighbours at a time, on
+    first need; only the current run is held."""
 
     def __init__(self, pipe: Pipeline, task: ChunkTask):
         self._pipe = pipe
         self._task = task
-        self._archive: zipfile.ZipFile | None = None
+        source = task.source
+        self._members = {name: ZipMember.from_message(m) if m else None
+                         for name, m in zip(source.documents, source.members or
+                                            [None] * len(source.documents), strict=True)}
+        # Members over the size limit are refused before anything is fetched.
+        fetchable = [m if m and m.size <= DOCUMENT_MAX_BYTES else None for m in self._members.values()]
+        self._run_of = {position: (start, end) for start, end, positions in
+                        runs(fetchable, MEMBER_RUN_BYTES) for position in positions}
+        self._positions = {name: p for p, name in enumerate(self._members)}
+        self._run: tuple[int, int, bytes] | None = None
         self._last: tuple[str, bytes] | None = None
 
     def __enter__(self) -> ChunkDocuments:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._archive is not None:
-            self._archive.close()
+        self._run = None
 
     def read(self, name: str) -> bytes:
         data = self._read_member(name) if self._task.source.container == "zip" else self._read_key(name)
@@ -209,21 +220,18 @@ class ChunkDocuments:
         return self._pipe.blobs.presign_get(key, seconds)
 
     def _read_member(self, name: str) -> bytes:
-        if self._archive is None:
-            self._archive = zipfile.ZipFile(open_ranged(self._pipe.blobs, self._task.source.key))
+        member = self._members.get(name)
+        if member is None:
+            raise DocumentError("it is not in the zip")
+        _check_size(member.size)
+        start, end = self._run_of[self._positions[name]]
+        if self._run is None or self._run[:2] != (start, end):
+            self._run = (start, end, self._pipe.blobs.read_range(self._task.source.key, start, end))
+        raw = self._run[2][member.offset - start:member.end - start]
         try:
-            info = self._archive.getinfo(name)
-        except KeyError:
-            raise DocumentError("it is not in the zip") from None
-        _check_size(info.file_size)
-        try:
-            with self._archive.open(info) as member:
-                # The declared size can lie (a crafted zip); never inflate more.
-                data = member.read(DOCUMENT_MAX_BYTES + 1)
-        except RuntimeError as exc:  # zipfile's words for an encrypted member
-            raise DocumentError(f"it cannot be read from the zip ({exc})") from None
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise DocumentError(f"it is damaged inside the zip ({exc})") from None
+            data = inflate(name, member, raw, DOCUMENT_MAX_BYTES)
+        except ZipMemberError as exc:
+            raise DocumentError(str(exc)) from None
         _check_size(len(data))
         return data
 

@@ -187,6 +187,10 @@ class ChunkSource:
     #: the zip at `key` (container "zip") or by their own keys ("keys")
     documents: tuple[str, ...] = ()
     container: str = ""
+    #: for a zip, where each document lies in it (ZipMember.to_message()), or
+    #: None for a name the zip does not hold; so that a worker reads its own
+    #: members' bytes and never the zip's directory
+    members: tuple[dict[str, int] | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,7 @@ class ChunkTask:
                 "header": s.header,
                 "first_row": s.first_row,
                 **({"documents": list(s.documents), "container": s.container} if s.documents else {}),
+                **({"members": list(s.members)} if s.members else {}),
             },
         }
 
@@ -238,6 +243,7 @@ class ChunkTask:
                     first_row=int(src.get("first_row") or 1),
                     documents=tuple(str(d) for d in src.get("documents") or ()),
                     container=str(src.get("container") or ""),
+                    members=tuple(src.get("members") or ()),
                 ),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -4,6 +4,7 @@ report listing every document."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import zipfile
@@ -211,3 +212,41 @@ def test_result_rows_keep_whole_numbers_whole_where_a_column_has_gaps():
     rows = {r["document"]: r for r in _result(pipe, job)["rows"]}
     assert rows["a.pdf"]["pages"] == 2 and isinstance(rows["a.pdf"]["pages"], int)
     assert rows["b.txt"]["pages"] is None
+
+
+class _CountingBlobs:
+    """The pipeline's blob store, counting what workers ask of the upload."""
+
+    def __init__(self, blobs, key):
+        self._blobs, self._key, self.reads = blobs, key, []
+
+    def __getattr__(self, name):
+        return getattr(self._blobs, name)
+
+    def head(self, key):
+        assert key != self._key, "a worker looked the zip up"
+        return self._blobs.head(key)
+
+    def read_range(self, key, start, end):
+        if key == self._key:
+            self.reads.append((start, end))
+        return self._blobs.read_range(key, start, end)
+
+
+def test_a_worker_fetches_its_own_members_in_one_read_and_never_the_zip_directory():
+    corpus = make_corpus(25, CODES, seed=4)
+    archive = zip_bytes(corpus.documents)
+    pipe = memory_pipeline()
+    job = new_job(pipe, "d.zip", "scan", {"target_hole_codes": CODES})
+    store_upload(pipe, job, archive, "application/zip")
+    handle_uploaded_object(pipe, job.source_key)  # the dispatcher reads the directory, once
+    counting = _CountingBlobs(pipe.blobs, job.source_key)
+    pipe = dataclasses.replace(pipe, blobs=counting)
+    drain(pipe)
+    assert pipe.store.get_job(job.job_id).status == JobStatus.COMPLETED
+    assert len(counting.reads) == 3  # three chunks of up to ten neighbours
+    # Together the reads cover the members, each byte once, and stop where the directory starts.
+    directory = archive.index(b"PK\x01\x02")
+    covered = sorted(counting.reads)
+    assert covered[0][0] == 0 and covered[-1][1] == directory
+    assert all(a[1] == b[0] for a, b in zip(covered, covered[1:], strict=False))
