@@ -20,6 +20,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
+from local_cloud import moto_fixes
 from local_cloud.aws_middleware import AwsMiddleware, CallLedger
 
 REGION = "us-east-1"
@@ -123,6 +124,7 @@ class EmbeddedAws:
             _ensure_free(self._host, self._port)
         # Every SQS poll would otherwise print a request line.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        moto_fixes.apply()
         self._server = MotoServer(self.middleware, ip_address=self._host, port=self._port,
                                    verbose=False)
         self._server.start()

@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from chalicelib import aws, wiring
 from chalicelib.settings import Settings, get_settings
+from local_cloud import moto_fixes
 from local_cloud.aws_server import AwsClients, EmbeddedAws
 from local_cloud.stack import deploy_stack
 
@@ -31,6 +32,8 @@ def moto_stack(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     wiring.reset()
+    # The moto local runs use: the store's transactions are proved against it.
+    moto_fixes.apply()
     with mock_aws():
         outputs = deploy_stack(aws.client, stage="test")
         for name, value in outputs.app_environment().items():
