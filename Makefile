@@ -10,7 +10,9 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 # Debian packages the tests and the local cloud need (checked with dpkg,
 # installed only when missing).
 # libreoffice-calc-nogui: the report tests prove a report opens in LibreOffice.
-SYSTEM_PACKAGES ?= libreoffice-calc-nogui
+# chromium: the dashboard's browser tests drive Debian's Chromium through
+#   Playwright (its executable path, so `playwright install` never runs).
+SYSTEM_PACKAGES ?= libreoffice-calc-nogui chromium
 
 .PHONY: install system-deps run test test-fast bench lint clean
 

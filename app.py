@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 
 from chalice import Chalice, Response
 
-from chalicelib import api
+from chalicelib import api, dashboard
 from chalicelib.adapters.dynamodb import job_change_from_stream
 from chalicelib.events import run_sqs_batch
 from chalicelib.jobs.dispatch import handle_uploaded_object
@@ -37,6 +37,25 @@ app.api.binary_types.extend(t for t in UPLOAD_TYPES if t not in app.api.binary_t
 def _reply(result):
     status, body, *headers = result
     return Response(body=body, status_code=status, headers=headers[0] if headers else None)
+
+
+# -- the dashboard -------------------------------------------------------------
+
+@app.route("/", methods=["GET"])
+def dashboard_page():
+    # The path GET / was asked as ("/api/" behind API Gateway's stage) is
+    # where the page's relative URLs start.
+    return _reply(dashboard.index_page(settings.ws_url, app.current_request.context.get("path", "/")))
+
+
+@app.route("/dashboard/{name}", methods=["GET"])
+def dashboard_asset(name):
+    return _reply(dashboard.asset(name))
+
+
+@app.route("/processors", methods=["GET"])
+def list_processors():
+    return _reply(api.list_processors())
 
 
 # -- REST --------------------------------------------------------------------

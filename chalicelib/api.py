@@ -13,7 +13,7 @@ from .jobs.dispatch import new_job, store_upload, upload_metadata
 from .jobs.model import InputError, Job, JobNotFoundError, JobStatus, job_links
 from .jobs.pipeline import Pipeline
 from .limits.limiter import RateLimiter
-from .processors import processor_names
+from .processors import get_processor, processor_names
 
 Response = tuple[int, dict[str, Any]]
 
@@ -93,6 +93,26 @@ def list_jobs(pipe: Pipeline, query: Mapping[str, str]) -> Response:
         return 400, {"error": "'limit' must be a whole number"}
     jobs = pipe.store.list_jobs(limit=limit)
     return 200, {"jobs": [job.to_public() for job in jobs], "processors": processor_names()}
+
+
+def list_processors() -> Response:
+    """Every processor with a line saying what it does and the options it
+    takes, so a client (the dashboard) can build its form. A processor that
+    describes nothing is listed with no options."""
+    return 200, {"processors": [_describe(get_processor(name)) for name in processor_names()]}
+
+
+def _describe(processor: Any) -> dict[str, Any]:
+    options = []
+    for option in getattr(processor, "options_help", None) or []:
+        described = {"name": option["name"], "type": option.get("type", "string"),
+                     "default": option.get("default"), "help": option.get("help", ""),
+                     "advanced": bool(option.get("advanced"))}
+        if option.get("choices"):
+            described["choices"] = list(option["choices"])
+        options.append(described)
+    return {"name": processor.name, "description": getattr(processor, "description", ""),
+            "item_label": getattr(processor, "item_label", "chunks"), "options": options}
 
 
 def _finished_job(pipe: Pipeline, job_id: str, what: str) -> Job | Response:

@@ -47,11 +47,11 @@ class ScanProcessor:
     options_help = [
         {"name": "target_hole_codes", "type": "list", "default": None,
          "help": "Codes to look for, e.g. HOLE-1, HOLE-2 (or a target_hole_codes column in the manifest)"},
-        {"name": "documents_per_chunk", "type": "integer", "default": 10,
+        {"name": "documents_per_chunk", "type": "integer", "default": 10, "advanced": True,
          "help": f"Documents per worker invocation (1-{MAX_DOCUMENTS_PER_CHUNK})"},
-        {"name": "document_column", "type": "string", "default": None,
+        {"name": "document_column", "type": "string", "default": None, "advanced": True,
          "help": "The manifest's column of documents, when it is not named document, file_name or key"},
-        {"name": "codes_column", "type": "string", "default": None,
+        {"name": "codes_column", "type": "string", "default": None, "advanced": True,
          "help": "The manifest's column of codes, when it is not named target_hole_codes or hole_code"},
         {"name": "strict", "type": "boolean", "default": False,
          "help": "Fail the job if any document cannot be read"},
@@ -99,7 +99,7 @@ class ScanProcessor:
             link = chunk.link(name) if found else ""
             for code in found:
                 emit("match", {"hole_code": code, "file_name": name, "status": status,
-                               "pdf_link": link, "document": number})
+                               "pdf_link": link, "row": number})
             counts["matches"] += len(found)
             counts["with_codes"] += bool(found)
             counts["without_text"] += not extracted.text.strip()

@@ -70,6 +70,7 @@ def test_a_match_carries_seed_001_fields_and_a_link_to_the_document_alone():
     assert [d["hole_code"] for d in data] == ["HOLE-1", "HOLE-2"]
     assert {d["file_name"] for d in data} == {"site/drawing_7.pdf"}
     assert {d["status"] for d in data} == {"2 Codes"}
+    assert {d["row"] for d in data} == {1}  # the document's number, as a row error's
     link = data[0]["pdf_link"]
     key = link.split("memory://", 1)[1].split("?", 1)[0]
     assert key == f"results/{job.job_id}/documents/site/drawing_7.pdf"

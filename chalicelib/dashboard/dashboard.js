@@ -1,0 +1,805 @@
+// Sluice's dashboard: start a job, follow it live, take its report.
+//
+// Plain ES2020, no framework, no build. Every URL is relative to the page's
+// <base> (the API's own path, "/api/" behind API Gateway's stage), data only
+// ever reaches the page through textContent, and no handler is inline, so the
+// page runs under a strict Content-Security-Policy.
+
+const config = JSON.parse(document.getElementById("config").textContent);
+
+const RESULT_ROWS_SHOWN = 1000;   // DOM rows kept; past this only the count grows
+const POLL_MS = 1000;
+const RECENT_JOBS_MS = 10000;
+const RECENT_JOBS_SHOWN = 20;
+const SUBSCRIBE_WAIT_MS = 3000;   // how long an upload waits for the subscription to be confirmed
+const CONNECT_WAIT_MS = 3000;
+const RECONNECT_MS = [1000, 2000, 5000, 10000, 30000];
+const FINAL = new Set(["completed", "completed_with_errors", "failed", "cancelled"]);
+const WITH_REPORT = new Set(["completed", "completed_with_errors"]);
+const FILE_HINT = "Choose a file or drop it here: CSV, Excel, or a zip of documents.";
+// The results table's columns: a document names its file, the code found and
+// a link; a table's row has only its number.
+const DOCUMENT_COLUMNS = [["kind", "Kind"], ["number", "#"], ["file", "File"], ["code", "Code"],
+                          ["detail", "Status or error"], ["link", "Link"]];
+const ROW_COLUMNS = [["kind", "Kind"], ["number", "Row"], ["detail", "Status or error"]];
+
+const $ = (id) => document.getElementById(id);
+const processors = new Map();     // name -> {description, item_label, options}
+
+// -- REST ---------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(message, status, retryAfter) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+function apiUrl(path) {
+  return new URL(path, document.baseURI).href;
+}
+
+async function api(path, init = {}) {
+  const response = await fetch(apiUrl(path), init);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new ApiError(body.error || `${init.method || "GET"} ${path} answered ${response.status}`,
+                       response.status, Number(body.retry_after || response.headers.get("Retry-After")) || 0);
+  }
+  return body;
+}
+
+// -- the form -----------------------------------------------------------------
+
+async function loadProcessors() {
+  const select = $("processor");
+  try {
+    const { processors: list } = await api("processors");
+    for (const p of list) {
+      processors.set(p.name, p);
+      select.append(new Option(p.name, p.name));
+    }
+    renderOptions();
+  } catch (err) {
+    showFormError(`The processors could not be loaded: ${err.message}`);
+  }
+}
+
+function renderOptions() {
+  const chosen = processors.get($("processor").value);
+  $("processor-description").textContent = chosen ? chosen.description : "";
+  const options = chosen ? chosen.options : [];
+  const main = options.filter((o) => !o.advanced);
+  const advanced = options.filter((o) => o.advanced);
+  $("options").replaceChildren(...main.map(optionField));
+  $("advanced-options").replaceChildren(...advanced.map(optionField));
+  $("options").hidden = main.length === 0;
+  $("advanced-panel").hidden = advanced.length === 0;
+  $("options-panel").hidden = options.length === 0;
+}
+
+function optionField(option) {
+  const id = `option-${option.name}`;
+  const wrap = document.createElement("div");
+  wrap.className = `option option-${option.type}`;
+  const label = document.createElement("label");
+  label.htmlFor = id;
+  label.textContent = sentenceCase(option.name);
+  const help = document.createElement("p");
+  help.className = "hint";
+  help.id = `${id}-help`;
+  help.textContent = option.help;
+  const given = option.default !== null && option.default !== undefined;
+
+  let input;
+  if (option.type === "boolean") {
+    input = document.createElement("input");
+    input.type = "checkbox";
+    input.checked = Boolean(option.default);
+  } else if (option.type === "choice") {
+    input = document.createElement("select");
+    if (!given) input.append(new Option("(default)", ""));
+    for (const choice of option.choices || []) input.append(new Option(choice, choice));
+    if (given) input.value = option.default;
+  } else if (option.type === "list") {
+    input = document.createElement("textarea");
+    input.rows = 2;
+    input.placeholder = "Separated by commas or new lines";
+    input.spellcheck = false;
+  } else {
+    input = document.createElement("input");
+    input.type = option.type === "integer" || option.type === "number" ? "number" : "text";
+    if (option.type === "integer") input.step = "1";
+    if (option.type === "number") input.step = "any";
+    if (given) input.placeholder = String(option.default);
+    input.spellcheck = false;
+  }
+  input.id = id;
+  input.name = option.name;
+  input.dataset.type = option.type;
+  input.setAttribute("aria-describedby", help.id);
+  if (option.type === "boolean") {
+    const line = document.createElement("div");
+    line.className = "check";
+    line.append(input, label);
+    wrap.append(line, help);
+  } else {
+    wrap.append(label, input, help);
+  }
+  return wrap;
+}
+
+function sentenceCase(name) {
+  const words = name.replaceAll("_", " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+// The options the user set, typed as the processor expects; empty fields are
+// left out so the processor's defaults apply.
+function collectOptions() {
+  const options = {};
+  for (const input of $("options-panel").querySelectorAll("[data-type]")) {
+    const { type } = input.dataset;
+    const label = sentenceCase(input.name);
+    if (type === "boolean") {
+      options[input.name] = input.checked;
+      continue;
+    }
+    const text = input.value.trim();
+    if (text === "") continue;
+    if (type === "integer" || type === "number") {
+      const number = Number(text);
+      if (!Number.isFinite(number) || (type === "integer" && !Number.isInteger(number))) {
+        throw new Error(`${label} must be ${type === "integer" ? "a whole number" : "a number"}`);
+      }
+      options[input.name] = number;
+    } else if (type === "list") {
+      options[input.name] = text.split(/[,\n]/).map((s) => s.trim()).filter(Boolean);
+    } else if (type === "mapping") {
+      options[input.name] = parseMapping(label, text);
+    } else {
+      options[input.name] = text;
+    }
+  }
+  return options;
+}
+
+function parseMapping(label, text) {
+  const mapping = {};
+  for (const pair of text.split(",")) {
+    const [key, ...rest] = pair.split("=");
+    if (!key.trim() || rest.length === 0 || !rest.join("=").trim()) {
+      throw new Error(`${label} takes key=value pairs separated by commas, e.g. activity=Fuel type`);
+    }
+    mapping[key.trim()] = rest.join("=").trim();
+  }
+  return mapping;
+}
+
+function showFormError(message) {
+  $("form-error").textContent = message;
+  $("form-error").hidden = !message;
+}
+
+function setupDropzone() {
+  const zone = $("dropzone");
+  const input = $("file");
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) zone.addEventListener(type, () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer.files.length) {
+      input.files = event.dataTransfer.files;
+      showChosenFile();
+    }
+  });
+  input.addEventListener("change", showChosenFile);
+}
+
+function showChosenFile() {
+  const file = $("file").files[0];
+  $("file-hint").textContent = file ? `${formatBytes(file.size)}, ready to start` : FILE_HINT;
+  $("dropzone").classList.toggle("chosen", Boolean(file));
+}
+
+// Presigned POST: the file goes straight to S3, whatever its size, and its
+// arrival in the bucket starts the job.
+async function startJob(event) {
+  event.preventDefault();
+  showFormError("");
+  const file = $("file").files[0];
+  if (!file) {
+    showFormError("Choose a file first.");
+    return;
+  }
+  const button = $("start");
+  button.disabled = true;
+  let created = null;
+  try {
+    const processor = $("processor").value;
+    const options = collectOptions();
+    button.textContent = "Starting…";
+    created = await api("uploads", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ filename: file.name, processor, options }),
+    });
+    // Follow before the upload, so no match or row error is pushed before
+    // this page is listening.
+    await follow({ job_id: created.job_id, filename: file.name, processor, status: created.status });
+    await upload(created.upload, file, (fraction) => {
+      button.textContent = `Uploading ${Math.floor(fraction * 100)} % of ${formatBytes(file.size)}…`;
+    });
+    refreshRecentJobs();
+  } catch (err) {
+    showFormError(`The job could not be started: ${err.message}`);
+    if (created && current && current.job_id === created.job_id && !current.final) {
+      // Without its file the job never starts: stop waiting for it.
+      current.final = true;
+      stopPolling();
+      live.send({ action: "unsubscribe", job_id: current.job_id });
+      setLiveStatus("");
+      showAlert(`The file did not reach storage: ${err.message}`);
+    }
+  } finally {
+    button.disabled = false;
+    button.textContent = "Start job";
+  }
+}
+
+// XMLHttpRequest rather than fetch: it reports how much of the body is sent.
+function upload(target, file, onProgress) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(target.fields)) form.append(name, value);
+  form.append("file", file);   // S3 reads every field after "file" as part of it
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", target.url);
+    request.upload.addEventListener("progress", (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); });
+    request.addEventListener("load", () => {
+      if (request.status >= 200 && request.status < 300) resolve();
+      else reject(new Error(`storage answered ${request.status}${s3Message(request.responseText)}`));
+    });
+    request.addEventListener("error", () => reject(new Error("storage could not be reached")));
+    request.send(form);
+  });
+}
+
+function s3Message(xml) {
+  const match = /<Message>([^<]*)<\/Message>/.exec(xml || "");
+  return match ? `: ${match[1]}` : "";
+}
+
+// -- following a job ----------------------------------------------------------
+
+let current = null;   // {job_id, processor, value, final, shown, hidden, counts, pollTimer}
+
+async function follow(job) {
+  stopPolling();
+  if (current && !current.final) live.send({ action: "unsubscribe", job_id: current.job_id });
+  current = { job_id: job.job_id, processor: job.processor, value: 0, final: false, shown: 0, hidden: 0,
+              counts: { match: 0, error: 0 }, pollTimer: null };
+  resetJobView(job);
+  markCurrentInRecent();
+  if (await live.ensureOpen()) {
+    await live.subscribe(job.job_id);
+    if (current && current.job_id === job.job_id && !current.final) setLiveStatus("Live updates", "live");
+  } else {
+    startPolling(config.ws_url ? "Live updates unavailable · polling" : "Polling for updates");
+  }
+}
+
+function resetJobView(job) {
+  const name = document.createElement("strong");
+  name.textContent = job.filename || "(unnamed file)";
+  const processor = document.createElement("span");
+  processor.className = "chip";
+  processor.textContent = job.processor || "";
+  const id = document.createElement("code");
+  id.textContent = job.job_id;
+  $("job-name").replaceChildren(name, processor, id);
+  $("alert").hidden = true;
+  $("finished").hidden = true;
+  $("download-rows").hidden = true;
+  $("totals").replaceChildren();
+  setColumns(itemLabel() === "documents" ? DOCUMENT_COLUMNS : ROW_COLUMNS);
+  $("results-body").replaceChildren();
+  $("results-more").hidden = true;
+  $("results-empty").hidden = false;
+  $("results-empty").textContent = "Matches and row errors appear here as the job finds them.";
+  $("results-counts").textContent = "";
+  setBar(0, true);
+  $("progress").classList.remove("done", "done-with-errors", "failed");
+  $("progress-counts").textContent = "";
+  $("progress-rows").textContent = "";
+  setLiveStatus("");
+  setStatus(job.status || "received");
+}
+
+function onMessage(message) {
+  if (!current || message.job_id !== current.job_id) {
+    if (message.type === "ERROR" && !message.job_id) showAlert(message.message);
+    return;
+  }
+  switch (message.type) {
+    case "STARTED":
+      setStatus("received");
+      break;
+    case "PROGRESS":
+      showProgress(message.value, message.processed, message.total, message.rows_processed, message.status);
+      break;
+    case "MATCH_FOUND":
+      addResult("match", message.data);
+      break;
+    case "ROW_ERROR":
+      addResult("error", message.data);
+      break;
+    case "COMPLETE":
+      finish(message.status, message.totals);
+      break;
+    case "ERROR":
+      // The job failed or was cancelled, or a request about it was refused:
+      // its record says which.
+      showAlert(message.message);
+      api(`jobs/${encodeURIComponent(current.job_id)}`).then(applyJob).catch(() => {});
+      break;
+    default:
+      break;
+  }
+}
+
+function showProgress(value, processed, total, rows, status) {
+  if (current.final) return;
+  // Live and polled figures can arrive out of order; the bar never goes back.
+  setBar(Math.max(current.value, Math.floor(value || 0)));
+  const label = itemLabel();
+  $("progress-counts").textContent = total
+    ? `${(processed || 0).toLocaleString()} of ${total.toLocaleString()} ${total === 1 ? label.replace(/s$/, "") : label}`
+    : "";
+  // Documents are the rows of a scan; tables count rows besides chunks.
+  $("progress-rows").textContent = label === "chunks" && rows ? `${rows.toLocaleString()} rows processed` : "";
+  if (status) setStatus(status);
+}
+
+function itemLabel() {
+  return (processors.get(current.processor) || {}).item_label || "chunks";
+}
+
+function setBar(value, reset = false) {
+  if (!reset && current) current.value = value;
+  const bar = $("progress");
+  bar.setAttribute("aria-valuenow", String(value));
+  bar.setAttribute("aria-valuetext", `${value} %`);
+  $("progress-fill").style.width = `${value}%`;
+  $("progress-percent").textContent = `${value} %`;
+}
+
+function setStatus(status) {
+  const badge = $("job-status");
+  badge.hidden = false;
+  badge.textContent = statusWords(status);
+  badge.className = `badge status-${status}`;
+}
+
+function statusWords(status) {
+  return String(status).replaceAll("_", " ");
+}
+
+function finish(status, totals, error) {
+  if (current.final) return;
+  current.final = true;
+  stopPolling();
+  const jobPath = `jobs/${encodeURIComponent(current.job_id)}`;
+  if (WITH_REPORT.has(status)) {
+    setBar(100);
+    // The API's links rather than COMPLETE's presigned one: they answer with
+    // a fresh presigned link whenever they are followed.
+    $("download").href = apiUrl(`${jobPath}/report`);
+    $("download-result").href = apiUrl(`${jobPath}/result`);
+    $("download-rows").href = apiUrl(`${jobPath}/rows`);
+    $("download-rows").textContent = `${sentenceCase(itemLabel() === "chunks" ? "rows" : itemLabel())} (CSV)`;
+    $("finished").hidden = false;
+    // Only processors that answer per row leave a rows file.
+    const jobId = current.job_id;
+    api(jobPath).then((job) => {
+      if (current && current.job_id === jobId) $("download-rows").hidden = !(job.outputs || {}).rows;
+    }).catch(() => {});
+  }
+  $("progress").classList.add(status === "completed" ? "done" : WITH_REPORT.has(status) ? "done-with-errors" : "failed");
+  if (error) showAlert(error);
+  if (current.shown === 0 && current.hidden === 0) {
+    $("results-empty").textContent = live.isOpen() && !current.polled
+      ? "No matches or row errors came in while this page followed the job; the report has every one."
+      : "Matches and row errors come with live updates; the report has every one.";
+  }
+  setStatus(status);
+  showTotals(totals || {});
+  setLiveStatus(live.isOpen() && !current.polled ? "Finished · live" : "Finished", "");
+  refreshRecentJobs();
+}
+
+// Totals every processor may report, in the words the page shows them.
+const TOTAL_WORDS = [
+  ["total_processed", "processed"], ["total_matches", "matches"], ["documents_with_codes", "with codes"],
+  ["unreadable_documents", "unreadable"], ["t_co2e", "t CO2e"], ["rows_calculated", "rows calculated"],
+  ["rows_rejected", "rows rejected"], ["rows", "rows"], ["columns", "columns"],
+  ["columns_with_issues", "columns with issues"],
+];
+
+function showTotals(totals) {
+  const list = $("totals");
+  list.replaceChildren();
+  for (const [key, words] of TOTAL_WORDS) {
+    if (typeof totals[key] !== "number") continue;
+    // A scan's rejected rows are its unreadable documents, already shown.
+    if (key === "rows_rejected" && "unreadable_documents" in totals) continue;
+    const item = document.createElement("div");
+    const value = document.createElement("dd");
+    value.textContent = totals[key].toLocaleString();
+    const term = document.createElement("dt");
+    term.textContent = words;
+    item.append(term, value);
+    list.append(item);
+  }
+}
+
+function showAlert(text) {
+  const alert = $("alert");
+  alert.textContent = text;
+  alert.hidden = false;
+}
+
+function setLiveStatus(text, state = "") {
+  const line = $("live-status");
+  line.textContent = text;
+  line.className = `live-status ${state}`;
+}
+
+// -- the results table --------------------------------------------------------
+
+function addResult(kind, data) {
+  $("results-empty").hidden = true;
+  if (current.shown >= RESULT_ROWS_SHOWN) {
+    current.hidden += 1;
+    $("results-more").hidden = false;
+    $("results-more").textContent = `${current.hidden.toLocaleString()} more not shown; the report has them all.`;
+  } else {
+    current.shown += 1;
+    $("results-body").append(resultRow(kind, data));
+  }
+  const { counts } = current;
+  counts[kind] += 1;
+  $("results-counts").textContent = [
+    counts.match ? plural(counts.match, "match", "matches") : "",
+    counts.error ? plural(counts.error, "row error", "row errors") : "",
+  ].filter(Boolean).join(" · ");
+}
+
+function setColumns(columns) {
+  current.columns = columns.map(([key]) => key);
+  $("results-columns").replaceChildren(...columns.map(([key]) => {
+    const col = document.createElement("col");
+    col.className = `col-${key}`;
+    return col;
+  }));
+  const head = document.createElement("tr");
+  for (const [key, title] of columns) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = title;
+    if (key === "number") th.className = "num";
+    head.append(th);
+  }
+  $("results-head").replaceChildren(head);
+}
+
+// A scan's match names its document's number in `document`; a row error
+// names the document there and its number in `row`; table processors give
+// `row` only.
+function resultRow(kind, data) {
+  const tag = document.createElement("span");
+  tag.className = `tag tag-${kind}`;
+  tag.textContent = kind === "match" ? "Match" : "Row error";
+  const file = data.file_name ?? data.document ?? null;
+  // Errors often start with the file's name, which has its own column.
+  const error = file && String(data.error ?? "").startsWith(`${file}: `) ? data.error.slice(file.length + 2) : data.error;
+  const cells = {
+    kind: cell(null, "kind", tag),
+    number: cell(data.row, "num"),
+    file: cell(file, "file"),
+    code: cell(data.hole_code, "code"),
+    detail: cell(kind === "match" ? data.status : error, "detail"),
+    link: linkCell(data.pdf_link),
+  };
+  const row = document.createElement("tr");
+  row.className = kind === "match" ? "result-match" : "result-error";
+  row.append(...current.columns.map((key) => cells[key]));
+  return row;
+}
+
+// A cell showing `value` ("—" when there is none), or `child` when given;
+// long text is cut to the column, so its title holds it whole.
+function cell(value, className = "", child = null) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  if (child) {
+    td.append(child);
+  } else if (value === undefined || value === null || value === "") {
+    td.textContent = "—";
+  } else {
+    td.textContent = String(value);
+    td.title = String(value);
+  }
+  return td;
+}
+
+function linkCell(url) {
+  if (!url || !/^https?:\/\//i.test(url)) return cell(null);
+  const a = document.createElement("a");
+  a.href = url;
+  a.textContent = "Open";
+  a.target = "_blank";
+  a.rel = "noopener noreferrer";
+  const td = document.createElement("td");
+  td.append(a);
+  return td;
+}
+
+// -- polling, when there is no live channel ----------------------------------
+
+function startPolling(reason) {
+  if (!current || current.final || current.pollTimer) return;
+  current.polled = true;
+  setLiveStatus(reason, "warning");
+  const jobId = current.job_id;
+  const tick = async () => {
+    if (!current || current.job_id !== jobId || current.final) return;
+    let wait = POLL_MS;
+    try {
+      applyJob(await api(`jobs/${encodeURIComponent(jobId)}`));
+    } catch (err) {
+      // Asked too often (the API throttles status queries): wait as told.
+      if (err.retryAfter) wait = err.retryAfter * 1000;
+      setLiveStatus(`${reason} · last poll failed: ${err.message}`, "warning");
+    }
+    if (current && current.job_id === jobId && !current.final && current.pollTimer) {
+      current.pollTimer = setTimeout(tick, wait);
+    }
+  };
+  current.pollTimer = setTimeout(tick, 0);
+}
+
+function stopPolling() {
+  if (current && current.pollTimer) clearTimeout(current.pollTimer);
+  if (current) current.pollTimer = null;
+}
+
+// The job as GET /jobs/{id} shows it, in the live messages' terms.
+function applyJob(job) {
+  if (!current || job.job_id !== current.job_id || current.final) return;
+  const p = job.progress || {};
+  const total = p.items_total || p.chunks_total || 0;
+  const processed = p.items_total ? Math.min(p.rows_processed, p.items_total) : p.chunks_done + p.chunks_failed;
+  const final = FINAL.has(job.status);
+  showProgress(final && WITH_REPORT.has(job.status) ? 100 : p.percent || 0, final ? Math.max(processed, total) : processed,
+               total, p.rows_processed, job.status);
+  if (final) finish(job.status, job.totals, job.error);
+}
+
+// -- the WebSocket ------------------------------------------------------------
+
+// One socket for the page. When it drops, the job being followed is polled
+// and the socket is reopened, slower and slower; once it is back the job is
+// subscribed to again and polling stops.
+class LiveChannel {
+  constructor(url) {
+    this.url = url;
+    this.socket = null;
+    this.opening = null;
+    this.waiters = new Map();
+    this.retries = 0;
+    this.retryTimer = null;
+  }
+
+  isOpen() {
+    return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
+  }
+
+  // Resolves true once the socket is open; false when there is none to open
+  // or it does not open in time.
+  ensureOpen() {
+    if (!this.url) return Promise.resolve(false);
+    if (this.isOpen()) return Promise.resolve(true);
+    if (!this.opening) this.opening = this.open().finally(() => { this.opening = null; });
+    return this.opening;
+  }
+
+  open() {
+    return new Promise((resolve) => {
+      let socket;
+      try {
+        socket = new WebSocket(this.url);
+      } catch {
+        resolve(false);
+        return;
+      }
+      this.socket = socket;
+      const timer = setTimeout(() => resolve(false), CONNECT_WAIT_MS);
+      socket.addEventListener("open", () => {
+        clearTimeout(timer);
+        this.retries = 0;
+        showConnection("Live", "live");
+        resolve(true);
+        this.resume();
+      });
+      socket.addEventListener("message", (event) => this.receive(event.data));
+      socket.addEventListener("close", () => {
+        clearTimeout(timer);
+        resolve(false);
+        this.lost(socket);
+      });
+    });
+  }
+
+  lost(socket) {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    showConnection("Offline · polling", "offline");
+    if (current && !current.final) startPolling("Live updates lost · polling");
+    clearTimeout(this.retryTimer);
+    const wait = RECONNECT_MS[Math.min(this.retries, RECONNECT_MS.length - 1)];
+    this.retries += 1;
+    this.retryTimer = setTimeout(() => this.ensureOpen(), wait);
+  }
+
+  // Back after a drop: follow the job live again. Messages sent while the
+  // socket was down are gone, but the subscription's answer brings the
+  // progress, and the end if the job ended meanwhile.
+  async resume() {
+    if (!current || current.final || !current.pollTimer) return;
+    const jobId = current.job_id;
+    await this.subscribe(jobId);
+    if (current && current.job_id === jobId && !current.final && this.isOpen()) {
+      stopPolling();
+      setLiveStatus("Live updates (resumed)", "live");
+    }
+  }
+
+  async subscribe(jobId) {
+    const confirmed = this.waitFor(jobId, SUBSCRIBE_WAIT_MS);
+    this.send({ action: "subscribe", job_id: jobId });
+    return confirmed;
+  }
+
+  send(message) {
+    if (this.isOpen()) this.socket.send(JSON.stringify(message));
+  }
+
+  // Resolves when the first message about the job arrives (the answer to a
+  // subscribe), or after `ms` regardless.
+  waitFor(jobId, ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(jobId);
+        resolve(false);
+      }, ms);
+      this.waiters.set(jobId, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  receive(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    const waiter = this.waiters.get(message.job_id);
+    if (waiter) {
+      this.waiters.delete(message.job_id);
+      waiter();
+    }
+    onMessage(message);
+  }
+}
+
+const live = new LiveChannel(config.ws_url);
+
+function showConnection(text, state) {
+  const badge = $("connection");
+  badge.textContent = text;
+  badge.className = `connection ${state}`;
+}
+
+// -- recent jobs --------------------------------------------------------------
+
+async function refreshRecentJobs() {
+  let jobs;
+  try {
+    ({ jobs } = await api(`jobs?limit=${RECENT_JOBS_SHOWN}`));
+  } catch (err) {
+    $("recent-hint").textContent = `Recent jobs could not be loaded: ${err.message}`;
+    return;
+  }
+  $("recent-jobs").replaceChildren(...jobs.map(recentJobItem));
+  $("recent-hint").textContent = jobs.length ? "Choose a job to follow it." : "No jobs yet.";
+  // A final status the live channel did not bring (a push lost on the way).
+  const mine = current && !current.final && jobs.find((j) => j.job_id === current.job_id);
+  if (mine && FINAL.has(mine.status)) applyJob(mine);
+}
+
+function recentJobItem(job) {
+  const item = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "job-item";
+  button.dataset.jobId = job.job_id;
+  if (current && current.job_id === job.job_id) button.setAttribute("aria-current", "true");
+  const name = document.createElement("span");
+  name.className = "job-file";
+  name.textContent = job.filename;
+  name.title = job.filename;
+  const meta = document.createElement("span");
+  meta.className = "job-meta";
+  const percent = FINAL.has(job.status) ? "" : ` · ${(job.progress || {}).percent || 0} %`;
+  meta.textContent = `${job.processor} · ${formatTime(job.created_at)}${percent}`;
+  const badge = document.createElement("span");
+  badge.className = `badge status-${job.status}`;
+  badge.textContent = statusWords(job.status);
+  button.append(name, badge, meta);
+  button.addEventListener("click", () => follow(job));
+  item.append(button);
+  return item;
+}
+
+function markCurrentInRecent() {
+  for (const button of $("recent-jobs").querySelectorAll(".job-item")) {
+    if (current && button.dataset.jobId === current.job_id) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  }
+}
+
+// -- formatting ---------------------------------------------------------------
+
+function plural(n, one, many) {
+  return `${n.toLocaleString()} ${n === 1 ? one : many}`;
+}
+
+function formatBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function formatTime(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "";
+  const today = when.toDateString() === new Date().toDateString();
+  return today ? when.toLocaleTimeString([], { timeStyle: "short" })
+    : when.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+// -- start --------------------------------------------------------------------
+
+$("processor").addEventListener("change", renderOptions);
+$("job-form").addEventListener("submit", startJob);
+$("refresh-jobs").addEventListener("click", refreshRecentJobs);
+setupDropzone();
+loadProcessors();
+refreshRecentJobs();
+setInterval(refreshRecentJobs, RECENT_JOBS_MS);
+if (config.ws_url) {
+  showConnection("Connecting…", "connecting");
+  live.ensureOpen().then((open) => { if (!open && !live.isOpen()) showConnection("Offline · polling", "offline"); });
+} else {
+  showConnection("Polling · no live channel", "offline");
+}

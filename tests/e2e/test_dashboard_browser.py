@@ -1,0 +1,345 @@
+"""The dashboard (GET /) in a real browser: Debian's Chromium, driven by
+Playwright through its executable path, against `python -m local_cloud`
+(the session's `local_cloud` fixture). Files are chosen and uploaded as a
+user does, the bar and the table are read from the page, and reports are
+downloaded by clicking.
+
+SLUICE_UPDATE_SCREENSHOT=1 also writes the finished scan to docs/dashboard.png.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openpyxl
+import pytest
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+
+from bench.generate import make_frame
+from tests.support.documents import make_corpus, zip_bytes
+from tests.support.files import csv_bytes
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# What this sandbox (and most CI containers) needs: no setuid sandbox, no
+# GPU, and no calls home.
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1440, "height": 900}
+JOB_TIMEOUT_MS = 60_000
+CODES = ["HOLE-1", "HOLE-2", "HOLE-3"]
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason="Chromium is not installed (`make system-deps` installs it)")]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, local_cloud) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    # Script errors and refused loads (a CSP violation is one) fail the test.
+    page.problems = []
+    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+    page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
+    yield page
+    context.close()
+
+
+# -- driving the page ------------------------------------------------------------
+
+def open_dashboard(page: Page, api_url: str) -> None:
+    page.goto(f"{api_url}/")
+    expect(page.locator("#processor option[value=scan]")).to_be_attached()
+    # Every value the bar takes and every state of the live channel, in order.
+    page.evaluate("""() => {
+        const bar = document.getElementById("progress");
+        const line = document.getElementById("live-status");
+        window.barValues = [];
+        window.liveStates = [];
+        new MutationObserver(() => window.barValues.push(Number(bar.getAttribute("aria-valuenow"))))
+            .observe(bar, {attributes: true, attributeFilter: ["aria-valuenow"]});
+        new MutationObserver(() => window.liveStates.push(line.textContent))
+            .observe(line, {childList: true, characterData: true, subtree: true});
+    }""")
+
+
+def start_job(page: Page, processor: str, name: str, data: bytes, mime: str,
+              options: dict[str, str] | None = None, more: dict[str, str] | None = None) -> str:
+    page.get_by_label("Processor").select_option(processor)
+    for label, value in (options or {}).items():
+        page.get_by_label(label, exact=True).fill(value)
+    if more:
+        page.get_by_text("More options").click()
+        for label, value in more.items():
+            page.get_by_label(label, exact=True).fill(value)
+    choose_file(page, name, data, mime)
+    with page.expect_response(lambda r: r.url.endswith("/uploads") and r.request.method == "POST") as created:
+        page.get_by_role("button", name="Start job").click()
+    assert created.value.status == 201, created.value.text()
+    return created.value.json()["job_id"]
+
+
+def choose_file(page: Page, name: str, data: bytes, mime: str) -> None:
+    chosen = {"name": name, "mimeType": mime, "buffer": data}
+    page.get_by_label("File", exact=True).set_input_files(files=[chosen])
+
+
+def wait_until_finished(page: Page) -> list[int]:
+    """The bar at 100 and the report's button shown; returns the bar's values
+    from the start of the job on."""
+    expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=JOB_TIMEOUT_MS)
+    expect(page.get_by_role("link", name="Download report")).to_be_visible()
+    values = page.evaluate("window.barValues")
+    since_start = values[len(values) - 1 - values[::-1].index(0):]  # follow() resets the bar to 0
+    assert since_start == sorted(since_start), f"the bar went back: {values}"
+    return since_start
+
+
+def download_report(page: Page, tmp_path: Path) -> openpyxl.Workbook:
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download report").click()
+    path = tmp_path / "report.xlsx"
+    download.value.save_as(path)
+    return openpyxl.load_workbook(path, read_only=True)
+
+
+def table_headers(page: Page) -> list[str]:
+    return page.locator("#results-head th").all_text_contents()
+
+
+def table_rows(page: Page, kind: str) -> list[dict[str, str]]:
+    """The results table's rows of one kind ("match" or "error"), cell by header."""
+    keys = {"Kind": "kind", "#": "number", "Row": "number", "File": "file", "Code": "code",
+            "Status or error": "detail", "Link": "link"}
+    headers = [keys[h] for h in table_headers(page)]
+    return [dict(zip(headers, cells, strict=True))
+            for cells in page.locator(f"#results-body tr.result-{kind}").evaluate_all(
+                "rows => rows.map(r => [...r.cells].map(c => c.textContent))")]
+
+
+def expect_recent_status(page: Page, job_id: str, status: str) -> None:
+    expect(page.locator(f'#recent-jobs .job-item[data-job-id="{job_id}"] .badge')).to_have_text(status)
+
+
+def totals(page: Page) -> dict[str, str]:
+    """The figures shown beside the report's button, by their words."""
+    return page.locator("#totals > div").evaluate_all(
+        "items => Object.fromEntries(items.map(i => [i.querySelector('dt').textContent, "
+        "i.querySelector('dd').textContent]))")
+
+
+def book_rows(book: openpyxl.Workbook) -> list[tuple]:
+    return list(book["Rows"].iter_rows(min_row=2, values_only=True))
+
+
+# -- the tests --------------------------------------------------------------------
+
+def test_a_scan_followed_live_from_upload_to_report(page, local_cloud, tmp_path):
+    corpus = make_corpus(30, CODES, seed=21, broken=2)
+    open_dashboard(page, local_cloud.api_url)
+    expect(page.locator("#connection")).to_have_text("Live")
+    job_id = start_job(page, "scan", "drawings.zip", zip_bytes(corpus.documents), "application/zip",
+                       options={"Target hole codes": ", ".join(CODES)})
+
+    bar = wait_until_finished(page)
+    assert bar[-1] == 100 and len(set(bar)) > 2, bar  # it moved on the way, not in one jump
+    expect(page.locator("#job-status")).to_have_text("completed with errors")
+    expect(page.locator("#progress-counts")).to_have_text("30 of 30 documents")
+    expect(page.locator("#live-status")).to_have_text("Finished · live")
+
+    # One row per (document, code) found, one row error per broken document.
+    expected = {(name, code) for name, codes in corpus.expected.items() for code in codes}
+    expect(page.locator("#results-body tr")).to_have_count(len(expected) + len(corpus.broken))
+    assert table_headers(page) == ["Kind", "#", "File", "Code", "Status or error", "Link"]
+    matches = table_rows(page, "match")
+    assert {(r["file"], r["code"]) for r in matches} == expected
+    assert {r["detail"] for r in matches} <= {"1 Code", "2 Codes", "3 Codes"}
+    assert all(r["link"] == "Open" for r in matches)
+    errors = table_rows(page, "error")
+    assert sorted(r["file"] for r in errors) == sorted(corpus.broken)
+    expect(page.locator("#results-counts")).to_have_text(
+        f"{len(expected)} matches · {len(corpus.broken)} row errors")
+    assert totals(page) == {"processed": "30", "matches": str(len(expected)),
+                            "with codes": str(sum(1 for codes in corpus.expected.values() if codes)),
+                            "unreadable": str(len(corpus.broken))}
+
+    book = download_report(page, tmp_path)
+    listed = {row[1]: row[2] for row in book_rows(book)}
+    assert set(listed) == {name for name, _ in corpus.documents}
+    assert [listed[name] for name in corpus.broken] == ["Unreadable"] * len(corpus.broken)
+
+    followed = page.locator(f'#recent-jobs .job-item[data-job-id="{job_id}"]')
+    expect(followed).to_have_attribute("aria-current", "true")
+    expect_recent_status(page, job_id, "completed with errors")
+    assert page.problems == []
+    page.locator(".side").evaluate("side => side.scrollTo(0, 0)")
+    page.mouse.move(0, 0)
+    shot = REPO_ROOT / "docs" / "dashboard.png" if os.environ.get("SLUICE_UPDATE_SCREENSHOT") else \
+        tmp_path / "dashboard.png"
+    shot.parent.mkdir(exist_ok=True)
+    page.screenshot(path=shot)
+
+
+def test_a_socket_closed_mid_job_hands_over_to_polling(page, local_cloud, tmp_path):
+    corpus = make_corpus(30, CODES, seed=22, broken=1)
+    cut = {"done": False}
+
+    # The socket passes messages until the first match, then closes; every
+    # later attempt to reconnect is refused, so only polling can finish the job.
+    def route(ws: WebSocketRoute) -> None:
+        if cut["done"]:
+            ws.close(code=1011, reason="test: socket down")
+            return
+        server = ws.connect_to_server()
+
+        def forward(message):
+            ws.send(message)
+            if '"MATCH_FOUND"' in str(message) and not cut["done"]:
+                cut["done"] = True
+                ws.close(code=1001, reason="test: socket lost")
+        server.on_message(forward)
+
+    page.route_web_socket(lambda url: url.startswith("ws"), route)
+    polls: list[str] = []
+    page.on("request", lambda request: "/jobs/" in request.url and polls.append(request.url))
+    open_dashboard(page, local_cloud.api_url)
+    job_id = start_job(page, "scan", "drawings.zip", zip_bytes(corpus.documents), "application/zip",
+                       options={"Target hole codes": "\n".join(CODES)}, more={"Documents per chunk": "2"})
+
+    wait_until_finished(page)
+    assert cut["done"]
+    expect(page.locator("#connection")).to_have_text("Offline · polling")
+    states = page.evaluate("window.liveStates")
+    after_subscribing = states[states.index("Live updates"):]
+    assert after_subscribing == ["Live updates", "Live updates lost · polling", "Finished"], states
+    assert sum(url.endswith(f"/jobs/{job_id}") for url in polls) >= 2  # polled, then read once finished
+    shown = page.locator("#results-body tr.result-match").count()
+    assert 1 <= shown < sum(map(len, corpus.expected.values()))  # what came before the socket closed
+    expect(page.locator("#job-status")).to_have_text("completed with errors")
+    book = download_report(page, tmp_path)
+    assert len(book_rows(book)) == 30
+    expect_recent_status(page, job_id, "completed with errors")
+
+
+def test_a_socket_that_comes_back_takes_over_from_polling(page, local_cloud):
+    corpus = make_corpus(30, CODES, seed=23)
+    connections: list[list[dict]] = []  # what the page sent on each socket
+
+    # The first socket closes at the first match; the page's reconnection
+    # goes through. Polls are refused, so only the socket can end the job.
+    def route(ws: WebSocketRoute) -> None:
+        sent: list[dict] = []
+        connections.append(sent)
+        server = ws.connect_to_server()
+
+        def upstream(message):
+            sent.append(json.loads(message))
+            server.send(message)
+
+        def downstream(message):
+            ws.send(message)
+            if len(connections) == 1 and '"MATCH_FOUND"' in str(message):
+                ws.close(code=1001, reason="test: socket lost")
+        ws.on_message(upstream)
+        server.on_message(downstream)
+
+    page.route_web_socket(lambda url: url.startswith("ws"), route)
+    page.route(re.compile(r"/jobs(/[^/?]+)?(\?.*)?$"),
+               lambda route: route.abort() if route.request.method == "GET" else route.continue_())
+    open_dashboard(page, local_cloud.api_url)
+    job_id = start_job(page, "scan", "drawings.zip", zip_bytes(corpus.documents), "application/zip",
+                       options={"Target hole codes": ", ".join(CODES)}, more={"Documents per chunk": "2"})
+
+    expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#job-status")).to_have_text("completed")
+    expect(page.locator("#connection")).to_have_text("Live")
+    assert len(connections) == 2
+    assert {"action": "subscribe", "job_id": job_id} in connections[1]
+    states = page.evaluate("window.liveStates")
+    assert "Live updates lost · polling" in states and states[-1] == "Finished", states
+    assert page.get_by_role("link", name="Download report").is_visible()
+
+
+def test_a_carbon_csv_shows_its_row_errors_and_its_report(page, local_cloud, tmp_path):
+    rows = [["activity", "amount", "unit", "region", "year"]]
+    rows += [["Diesel", str(10 + i), "litres", "GB", "2023"] for i in range(240)]
+    rows += [["Diesel", "lots", "litres", "GB", "2023"], ["Moonbeams", "5", "kWh", "GB", "2023"]]
+    open_dashboard(page, local_cloud.api_url)
+    job_id = start_job(page, "carbon", "fleet.csv", csv_bytes(rows), "text/csv", options={"Region": "GB"})
+
+    wait_until_finished(page)
+    expect(page.locator("#job-status")).to_have_text("completed with errors")
+    assert table_headers(page) == ["Kind", "Row", "Status or error"]  # a table has no files or codes
+    errors = table_rows(page, "error")
+    assert sorted(int(r["number"]) for r in errors) == [242, 243]  # data rows 241 and 242, after the header
+    assert any("lots" in r["detail"] for r in errors)
+    expect(page.locator("#results-counts")).to_have_text("2 row errors")
+    assert totals(page)["rows calculated"] == "240" and totals(page)["rows rejected"] == "2"
+    expect(page.get_by_role("link", name="Rows (CSV)")).to_be_visible()
+    book = download_report(page, tmp_path)
+    assert len(book_rows(book)) == 240
+    expect_recent_status(page, job_id, "completed with errors")
+    assert page.problems == []
+
+
+def test_a_job_started_while_the_socket_is_down_completes_by_polling(page, local_cloud, tmp_path):
+    page.route_web_socket(lambda url: url.startswith("ws"), lambda ws: ws.close(code=1011, reason="down"))
+    open_dashboard(page, local_cloud.api_url)
+    expect(page.locator("#connection")).to_have_text("Offline · polling")
+    buffer = io.StringIO()
+    make_frame(1500, seed=5).to_csv(buffer, index=False)
+    # An option the processor refuses is said on the form, and nothing starts.
+    page.get_by_label("Processor").select_option("profile")
+    page.get_by_label("Type threshold").fill("0.2")
+    choose_file(page, "customers.csv", buffer.getvalue().encode(), "text/csv")
+    page.get_by_role("button", name="Start job").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "The job could not be started: options.type_threshold must be between 0.5 and 1, got 0.2")
+    expect(page.locator("#job-name")).to_have_text("No job yet: start one, or choose a recent job.")
+    page.problems.clear()  # the browser logs the 400 as a failed load
+
+    started = time.monotonic()
+    job_id = start_job(page, "profile", "customers.csv", buffer.getvalue().encode(), "text/csv",
+                       options={"Type threshold": "0.9"})
+
+    expect(page.locator("#live-status")).to_contain_text("polling")
+    wait_until_finished(page)
+    assert time.monotonic() - started < JOB_TIMEOUT_MS / 1000
+    expect(page.locator("#job-status")).to_have_text("completed")
+    expect(page.locator("#results-empty")).to_have_text(
+        "Matches and row errors come with live updates; the report has every one.")
+    assert totals(page)["rows"] == "1,500"
+    assert download_report(page, tmp_path).sheetnames
+    page.get_by_role("button", name="Refresh").click()
+    expect_recent_status(page, job_id, "completed")
+
+
+def test_an_upload_storage_refuses_is_said_and_not_waited_for(page, local_cloud):
+    refusal = ("<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+               "<Message>Policy expired</Message></Error>")
+    page.route(lambda url: url.startswith(local_cloud.aws_url),
+               lambda route: route.fulfill(status=403, body=refusal, content_type="application/xml",
+                                           headers={"Access-Control-Allow-Origin": "*"}))
+    open_dashboard(page, local_cloud.api_url)
+    rows = [["activity", "amount", "unit"], ["Diesel", "1", "litres"]]
+    start_job(page, "carbon", "fleet.csv", csv_bytes(rows), "text/csv")
+    said = "storage answered 403: Policy expired"
+    expect(page.locator("#form-error")).to_have_text(f"The job could not be started: {said}")
+    expect(page.locator("#alert")).to_have_text(f"The file did not reach storage: {said}")
+    expect(page.locator("#live-status")).to_have_text("")
+    expect(page.get_by_role("button", name="Start job")).to_be_enabled()
