@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from chalicelib import wiring
-    from local_cloud.cloud import LocalCloud
+    from local_cloud.cloud import LAMBDA_ACCESS_KEY, LocalCloud
     from tests.support.documents import make_corpus, zip_bytes
 
     started = time.perf_counter()
@@ -140,8 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     with LocalCloud(aws_port=0, api_port=0, ws_port=0, workers=args.workers,
                     log_level=logging.WARNING) as cloud:
         wiring.reset()
+        ledger_url = f"{cloud.aws_url}/_sluice/calls"
+        requests.delete(ledger_url, timeout=10)
         scan = live_scan(cloud.api_url, cloud.ws_url, archive, CODES)
         complete = check_sequence(scan, {**expected, **{name: [] for name in corpus.broken}})
+        # What the job's handlers asked of AWS (not the pump's polling, which
+        # event source mappings do for free, nor this script's upload).
+        calls = Counter()
+        for call in requests.get(ledger_url, timeout=10).json()["calls"]:
+            if call["actor"] == LAMBDA_ACCESS_KEY:
+                calls[call["service"]] += call["count"]
         report = requests.get(complete["download_url"], timeout=120)
         report.raise_for_status()
         zipfile.ZipFile(io.BytesIO(report.content)).testzip()
@@ -151,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         "documents_per_second": round(args.documents / scan.seconds, 1),
         "baseline_seconds": round(base, 2), "pipeline_vs_baseline": round(base / scan.seconds, 2),
         "messages": dict(Counter(m["type"] for m in scan.messages)),
+        "aws_calls_by_service": dict(calls),
+        "aws_calls_per_document": round(sum(calls.values()) / args.documents, 2),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scan.json").write_text(json.dumps(figures, indent=2) + "\n")

@@ -11,6 +11,7 @@ DocumentError when the processor asks for it; the chunk and job go on.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import csv
 import io
 import mimetypes
@@ -39,6 +40,9 @@ DOCUMENT_MAX_BYTES = 50 * 1024 * 1024
 INLINE_CODES_BYTES = 32 * 1024
 #: one ranged read fetches neighbouring members up to this many bytes
 MEMBER_RUN_BYTES = 64 * 1024 * 1024
+#: documents copied out of a zip at once, and the bytes they may hold waiting
+COPY_THREADS = 8
+COPY_PENDING_BYTES = 128 * 1024 * 1024
 # S3 prefixes a manifest may not point into: the pipeline's own files.
 _INTERNAL_PREFIXES = ("work/", "results/")
 
@@ -194,12 +198,16 @@ class ChunkDocuments:
         self._positions = {name: p for p, name in enumerate(self._members)}
         self._run: tuple[int, int, bytes] | None = None
         self._last: tuple[str, bytes] | None = None
+        self._copies = _BackgroundPuts(pipe)
 
     def __enter__(self) -> ChunkDocuments:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._run = None
+        # The chunk is only counted (and its links pushed) once every copy
+        # landed; a copy that failed fails the chunk, and the queue retries it.
+        self._copies.finish(raise_errors=exc_type is None)
 
     def read(self, name: str) -> bytes:
         data = self._read_member(name) if self._task.source.container == "zip" else self._read_key(name)
@@ -215,8 +223,8 @@ class ChunkDocuments:
             return self._pipe.blobs.presign_get(name, seconds)
         key = f"results/{self._task.job_id}/documents/{_safe_path(name)}"
         data = self._last[1] if self._last and self._last[0] == name else self.read(name)
-        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        self._pipe.blobs.put(key, data, content_type=content_type)
+        self._copies.put(key, data, mimetypes.guess_type(name)[0] or "application/octet-stream")
+        # A presigned URL is computed, not fetched: it is valid before the copy lands.
         return self._pipe.blobs.presign_get(key, seconds)
 
     def _read_member(self, name: str) -> bytes:
@@ -247,6 +255,37 @@ class ChunkDocuments:
             raise DocumentError("there is no such key in the bucket") from None
         _check_size(info.size)
         return self._pipe.blobs.get(key)
+
+
+class _BackgroundPuts:
+    """Copies written beside the scanning: each PUT waits on S3 for tens of
+    milliseconds, and a chunk of ten documents may hold thirty matches."""
+
+    def __init__(self, pipe: Pipeline):
+        self._pipe = pipe
+        self._pool: cf.ThreadPoolExecutor | None = None
+        self._pending: list[tuple[cf.Future, int]] = []
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        if self._pool is None:
+            self._pool = cf.ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="copy")
+        # Bounded memory: wait for the oldest copies while too many bytes wait.
+        while self._pending and sum(size for _, size in self._pending) + len(data) > COPY_PENDING_BYTES:
+            self._pending.pop(0)[0].result()
+        future = self._pool.submit(self._pipe.blobs.put, key, data, content_type=content_type)
+        self._pending.append((future, len(data)))
+
+    def finish(self, raise_errors: bool) -> None:
+        if self._pool is None:
+            return
+        try:
+            for future, _ in self._pending:
+                error = future.exception()
+                if error is not None and raise_errors:
+                    raise error
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._pending = None, []
 
 
 def _check_size(size: int) -> None:

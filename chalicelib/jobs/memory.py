@@ -52,7 +52,7 @@ class MemoryBlobStore:
             self.put(key, fh.read(), content_type)
 
     def presign_get(self, key: str, seconds: int, filename: str | None = None) -> str:
-        self._get(key)
+        # As S3's: computed, not looked up; the object may come later (or never).
         return f"memory://{key}?expires={seconds}"
 
     def delete_prefix(self, prefix: str) -> int:

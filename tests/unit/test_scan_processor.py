@@ -13,7 +13,8 @@ import openpyxl
 import pytest
 
 from chalicelib.jobs.dispatch import handle_uploaded_object, new_job, store_upload
-from chalicelib.jobs.model import InputError, JobStatus
+from chalicelib.jobs.model import ChunkTask, InputError, JobStatus, ServiceError
+from chalicelib.jobs.work import run_chunk
 from chalicelib.processors import get_processor
 from tests.support.documents import make_corpus, pdf_bytes, zip_bytes
 from tests.support.memory_pipeline import drain, memory_pipeline, run_file
@@ -251,3 +252,40 @@ def test_a_worker_fetches_its_own_members_in_one_read_and_never_the_zip_director
     covered = sorted(counting.reads)
     assert covered[0][0] == 0 and covered[-1][1] == directory
     assert all(a[1] == b[0] for a, b in zip(covered, covered[1:], strict=False))
+
+
+class _FlakyCopies:
+    """S3 refusing the first copies of documents out of the zip."""
+
+    def __init__(self, blobs, failures):
+        self._blobs, self.failures = blobs, failures
+
+    def __getattr__(self, name):
+        return getattr(self._blobs, name)
+
+    def put(self, key, data, *args, **kwargs):
+        if "/documents/" in key and self.failures:
+            self.failures -= 1
+            raise ServiceError("SlowDown: please reduce your request rate")
+        return self._blobs.put(key, data, *args, **kwargs)
+
+
+def test_a_copy_that_fails_fails_the_delivery_and_the_retry_counts_the_chunk_once():
+    corpus = make_corpus(10, CODES, seed=8)
+    pipe = memory_pipeline()
+    job = new_job(pipe, "d.zip", "scan", {"target_hole_codes": CODES})
+    pipe.connections.subscribe(job.job_id, "conn-1", 0)
+    store_upload(pipe, job, zip_bytes(corpus.documents), "application/zip")
+    handle_uploaded_object(pipe, job.source_key)
+    pipe = dataclasses.replace(pipe, blobs=_FlakyCopies(pipe.blobs, failures=1))
+    [message] = pipe.work_queue.drain()
+    with pytest.raises(ServiceError, match="SlowDown"):
+        run_chunk(pipe, ChunkTask.from_message(message))
+    assert pipe.store.get_job(job.job_id).rows_done == 0 and not _matches(pipe)
+    assert run_chunk(pipe, ChunkTask.from_message(message)) == "done"  # the queue's redelivery
+    drain(pipe)
+    expected = sum(len(codes) for codes in corpus.expected.values())
+    assert len(_matches(pipe)) == expected
+    for match in _matches(pipe):  # every link opens its document
+        key = match["data"]["pdf_link"].split("memory://", 1)[1].split("?", 1)[0]
+        assert pipe.blobs.get(key) == dict(corpus.documents)[match["data"]["file_name"]]
