@@ -164,6 +164,7 @@ class LocalCloud:
         lines = [
             f"Sluice local cloud (stage {self.stage}, app {self.app_dir / 'app.py'})",
             f"  API           {self.api_url or '(not served)'}",
+            *([f"  Dashboard     {self.api_url}/"] if self.api_url else []),
             f"  WebSocket     {ws}",
             f"  Embedded AWS  {self.aws_url}",
             f"                export AWS_ENDPOINT_URL={self.aws_url} AWS_ACCESS_KEY_ID=local "
@@ -199,6 +200,9 @@ class LocalCloud:
                 f"  curl {self.api_url}/jobs/<job_id>",
                 f"  curl {self.api_url}/jobs/<job_id>/result",
                 f"  curl -L -o report.xlsx {self.api_url}/jobs/<job_id>/report",
+                "  .venv/bin/python -m bench.make_documents 50 drawings.zip",
+                "  .venv/bin/python -m sluice submit drawings.zip --processor scan "
+                f"--option target_hole_codes=HOLE-1,HOLE-2,HOLE-3,HOLE-4,HOLE-5 --wait --url {self.api_url}",
             ]
             if self.ws_url:
                 lines.append(f"  python -m websockets {self.ws_url}   then send "

@@ -41,6 +41,8 @@ def test_it_prints_how_to_use_it_and_stops_cleanly(tmp_path, stop_signal):
         printed = log_path.read_text()
         api, aws = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{aws_port}"
         assert api in printed and aws in printed and f"ws://127.0.0.1:{ws_port}" in printed
+        assert f"Dashboard     {api}/" in printed
+        assert "python -m sluice submit drawings.zip --processor scan" in printed
         for example, processor in (("sales.csv", "profile"), ("activities.csv", "carbon")):
             assert (f"curl -X POST --data-binary @examples/{example} -H 'Content-Type: text/csv' "
                     f"'{api}/jobs?processor={processor}&filename={example}'") in printed

@@ -123,3 +123,24 @@ def test_an_unreachable_api_exits_1():
     run = sluice("jobs", url=url)
     assert (run.code, run.out) == (1, "")
     assert run.err == f"sluice: cannot reach {url} — is `make run` running? (Connection refused)\n"
+
+
+def test_a_scan_of_generated_documents_as_the_readme_shows_it(local_cloud, tmp_path):
+    zipped = tmp_path / "drawings.zip"
+    made = subprocess.run([sys.executable, "-m", "bench.make_documents", "40", str(zipped)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True)
+    # "...: 40 documents, 24 with codes, 31 matches, 1 unreadable; target_hole_codes=HOLE-1,..."
+    matches = int(made.stdout.split(" matches")[0].rsplit(" ", 1)[1])
+    codes = made.stdout.strip().rsplit("target_hole_codes=", 1)[1]
+    assert codes == "HOLE-1,HOLE-2,HOLE-3,HOLE-4,HOLE-5"
+    run = sluice("submit", str(zipped), "--processor", "scan",
+                 "--option", f"target_hole_codes={codes}", "--out", str(tmp_path / "out"),
+                 url=local_cloud.api_url)
+    assert run.code == 3, run.err  # completed_with_errors: the one unreadable document
+    assert run.err.splitlines()[-1].endswith("(40/40 documents)")
+    job_id = run.out.split()[1].rstrip(":")
+    result = json.loads((tmp_path / "out" / f"{job_id}-result.json").read_text())
+    assert (result["documents"], result["unreadable_documents"]) == (40, 1)
+    assert result["total_matches"] == matches
+    book = openpyxl.load_workbook(tmp_path / "out" / f"{job_id}-report.xlsx", read_only=True)
+    assert len(list(book["Rows"].iter_rows(min_row=2, values_only=True))) == 40
