@@ -65,9 +65,12 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     except TransitionRejectedError:
         return "closed"
     if counted:
-        # Counted once per chunk, so each match is pushed once.
+        # Counted once per chunk, so each match is pushed once; before the
+        # aggregation starts, so they reach a follower before COMPLETE.
         publish_chunk_events(pipe, task.job_id, events)
-        start_aggregation_if_done(pipe, task.job_id)
+    # On a redelivery too: the first delivery may have died between its count
+    # and this check, and the job would wait for an aggregation never queued.
+    start_aggregation_if_done(pipe, task.job_id)
     return "done" if counted else "duplicate"
 
 

@@ -44,14 +44,18 @@ def publish(pipe: Pipeline, job_id: str, outgoing: list[dict[str, Any]]) -> int:
     if not outgoing:
         return 0
     reached = 0
-    for connection_id in pipe.connections.subscribers(job_id):
-        if all(pipe.live.send(connection_id, m) for m in outgoing):
-            reached += 1
-        else:
-            # Gone (closed without a $disconnect reaching us, or expired):
-            # forget the connection and everything it followed.
-            disconnect(pipe, connection_id)
-            pipe.connections.unsubscribe(job_id, connection_id)
+    try:
+        for connection_id in pipe.connections.subscribers(job_id):
+            if all(pipe.live.send(connection_id, m) for m in outgoing):
+                reached += 1
+            else:
+                # Gone (closed without a $disconnect reaching us, or expired):
+                # forget the connection and everything it followed.
+                disconnect(pipe, connection_id)
+                pipe.connections.unsubscribe(job_id, connection_id)
+    except Exception:  # noqa: BLE001 - a view must never fail the work it shows
+        log.warning("live messages for job %s not pushed", job_id, exc_info=True,
+                    extra={"job_id": job_id})
     return reached
 
 

@@ -3,12 +3,14 @@ follower gets, throttled PROGRESS, and connections that went away."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 from chalicelib.jobs.dispatch import handle_uploaded_object, new_job, store_upload
 from chalicelib.jobs.finish import aggregate_job
-from chalicelib.jobs.model import ChunkTask
+from chalicelib.jobs.model import ChunkTask, Job, JobStatus
 from chalicelib.jobs.work import run_chunk
+from chalicelib.live import messages
 from chalicelib.live import service as live
 from tests.support.files import csv_bytes
 from tests.support.memory_pipeline import memory_pipeline
@@ -113,9 +115,6 @@ def test_start_scan_creates_the_job_subscribes_and_says_started():
 
 
 def test_progress_counts_documents_when_known_and_stays_below_100_until_the_job_ends():
-    from chalicelib.jobs.model import Job, JobStatus
-    from chalicelib.live import messages
-
     job = Job(job_id="j", processor="scan", filename="d.zip", source_key="k", options={},
               status=JobStatus.AGGREGATING, chunks_total=3, chunks_done=3, rows_done=25, items_total=25)
     assert job.work_counts == (25, 25)
@@ -131,3 +130,33 @@ def test_progress_counts_documents_when_known_and_stays_below_100_until_the_job_
     table = Job(job_id="t", processor="profile", filename="a.csv", source_key="k", options={},
                 status=JobStatus.PROCESSING, chunks_total=4, chunks_done=1, chunks_failed=1)
     assert table.work_counts == (2, 4) and table.percent == 50.0
+
+
+class _BrokenConnections:
+    """A connection store whose table throttles every read."""
+
+    def subscribers(self, job_id):
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+
+def test_pushes_that_fail_neither_fail_the_chunk_nor_stop_the_job():
+    pipe = memory_pipeline(chunk_bytes=1 << 20)
+    job = _job(pipe)
+    pipe = dataclasses.replace(pipe, connections=_BrokenConnections())
+    [body] = pipe.work_queue.drain()
+    assert run_chunk(pipe, ChunkTask.from_message(body)) == "done"
+    [aggregate] = pipe.aggregate_queue.drain()
+    aggregate_job(pipe, aggregate["job_id"])
+    assert pipe.store.get_job(job.job_id).status == JobStatus.COMPLETED_WITH_ERRORS
+
+
+def test_a_redelivery_starts_the_aggregation_the_first_delivery_died_before():
+    pipe = memory_pipeline(chunk_bytes=1 << 20)
+    job = _job(pipe)
+    [body] = pipe.work_queue.drain()
+    task = ChunkTask.from_message(body)
+    # The first delivery counted the chunk, then its process died.
+    pipe.store.complete_chunk(job.job_id, task.index, 21, "work/partial.json", ["processing"])
+    assert pipe.aggregate_queue.drain() == []
+    assert run_chunk(pipe, task) == "duplicate"
+    assert [m["job_id"] for m in pipe.aggregate_queue.drain()] == [job.job_id]
