@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python -m bench.profile_bench
 	$(BIN)/python -m bench.carbon_bench
 	$(BIN)/python -m bench.report_bench
+	$(BIN)/python -m bench.scan_bench
 
 lint: install
 	$(BIN)/ruff check .

@@ -43,3 +43,22 @@ def test_the_callback_verification_snippet_accepts_sluice_signatures_only():
     assert not verify(b"other", body, header)
     assert not verify(secret, body, sign(secret, body, int(time.time()) - 3600))
     assert not verify(secret, body, "garbage")
+
+
+def test_the_scan_example_is_what_sluice_returns():
+    import io
+    import zipfile
+
+    marker = "<!-- README example: examples/drawings"
+    block = re.search(re.escape(marker) + r".*?```json\n(.*?)```", README, re.S)
+    assert block, "the README's scan example is missing"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted((ROOT / "examples" / "drawings").iterdir()):
+            archive.write(path, f"drawings/{path.name}")
+    pipe = memory_pipeline()
+    job = run_file(pipe, buffer.getvalue(), filename="drawings.zip", processor="scan",
+                   options={"target_hole_codes": "HOLE-1,HOLE-2,HOLE-3"})
+    result = json.loads(pipe.blobs.get(job.result_key))
+    assert [r["status"] for r in result.pop("rows")] == ["2 Codes", "No Code", "2 Codes"]
+    assert result == json.loads(block.group(1))
