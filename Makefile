@@ -12,7 +12,9 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 # libreoffice-calc-nogui: the report tests prove a report opens in LibreOffice.
 # chromium: the dashboard's browser tests drive Debian's Chromium through
 #   Playwright (its executable path, so `playwright install` never runs).
-SYSTEM_PACKAGES ?= libreoffice-calc-nogui chromium
+# tesseract-ocr (with its English data): the pages processor's OCR engine in
+#   local runs and tests (Textract on AWS).
+SYSTEM_PACKAGES ?= libreoffice-calc-nogui chromium tesseract-ocr tesseract-ocr-eng
 
 .PHONY: install system-deps run test test-fast bench lint clean
 
