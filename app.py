@@ -28,6 +28,7 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.log.setLevel(logging.INFO)
 UPLOAD_TYPES = [
     "text/csv", "text/plain", "application/octet-stream", api.XLSX,
+    "application/zip", "image/tiff", "application/pdf",
 ]
 # Raw uploads must reach the handler byte for byte, whatever their encoding,
 # and reports leave as bytes.
@@ -107,6 +108,12 @@ def get_report(job_id):
 def get_rows(job_id):
     accept = app.current_request.headers.get("accept", "")
     return _throttled(lambda: api.get_rows(get_pipeline(), job_id, accept))
+
+
+@app.route("/jobs/{job_id}/pdf", methods=["GET"])
+def get_pdf(job_id):
+    accept = app.current_request.headers.get("accept", "")
+    return _throttled(lambda: api.get_pdf(get_pipeline(), job_id, accept))
 
 
 # -- events --------------------------------------------------------------------

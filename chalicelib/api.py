@@ -81,9 +81,23 @@ def create_presigned_upload(pipe: Pipeline, request: Any) -> Response:
 
 def get_job(pipe: Pipeline, job_id: str) -> Response:
     try:
-        return 200, pipe.store.get_job(job_id).to_public()
+        job = pipe.store.get_job(job_id)
     except JobNotFoundError as exc:
         return 404, {"error": str(exc)}
+    body = job.to_public()
+    # A processor may show the job in its seed's own terms too (pages: seed
+    # 002's METADATA and BATCH#n records, from the job's chunk records).
+    view = getattr(_processor_or_none(job.processor), "job_view", None)
+    if view is not None:
+        body.update(view(job, pipe.store.list_chunks(job_id)))
+    return 200, body
+
+
+def _processor_or_none(name: str) -> Any:
+    try:
+        return get_processor(name)
+    except InputError:
+        return None
 
 
 def list_jobs(pipe: Pipeline, query: Mapping[str, str]) -> Response:
@@ -158,6 +172,12 @@ def get_report(pipe: Pipeline, job_id: str, accept: str) -> tuple[int, Any, dict
 def get_rows(pipe: Pipeline, job_id: str, accept: str) -> tuple[int, Any, dict[str, str]]:
     """Every row's output as one CSV (processors that answer per row)."""
     return _download(pipe, job_id, "rows", "text/csv", accept, "rows.csv")
+
+
+def get_pdf(pipe: Pipeline, job_id: str, accept: str) -> tuple[int, Any, dict[str, str]]:
+    """The PDF a pages job made (options.pdf): the NPI pages listed in front
+    of the document's own pages."""
+    return _download(pipe, job_id, "pdf", "application/pdf", accept, "npi.pdf")
 
 
 def _download(pipe: Pipeline, job_id: str, name: str, media_type: str, accept: str,

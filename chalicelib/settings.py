@@ -69,6 +69,12 @@ class Settings:
     chunk_rows: int
     job_ttl_days: int
     presign_seconds: int
+    # The pages processor's OCR engine: "tesseract" (local runs and tests) or
+    # "textract" (a deployed stage, DetectDocumentText per page).
+    ocr_engine: str
+    # A page with more pixels than this is refused before it is decoded (a
+    # page bomb): 150 megapixels is an A0 sheet at 300 dpi.
+    max_page_pixels: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -99,6 +105,8 @@ class Settings:
             chunk_rows=_int("SLUICE_CHUNK_ROWS", 100_000),
             job_ttl_days=_int("SLUICE_JOB_TTL_DAYS", 14),
             presign_seconds=_int("SLUICE_PRESIGN_SECONDS", 3600),
+            ocr_engine=os.environ.get("SLUICE_OCR_ENGINE", "tesseract"),
+            max_page_pixels=_int("SLUICE_MAX_PAGE_PIXELS", 150_000_000),
         )
 
 

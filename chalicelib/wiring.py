@@ -13,6 +13,7 @@ from .adapters.dynamodb_limits import DynamoWindowCounter
 from .carbon.factor_api import HttpFactorLookup, RetryPolicy
 from .jobs.pipeline import Pipeline
 from .limits.limiter import RateLimiter
+from .ocr import engine_for
 from .settings import Settings, get_settings
 
 FACTOR_API_RATE_KEY = "factor-api"
@@ -44,8 +45,10 @@ def get_pipeline() -> Pipeline:
 
 
 def _services(settings: Settings, limits: DynamoWindowCounter) -> dict:
+    # The stage's OCR engine for page jobs: Tesseract locally, Textract on AWS.
+    services = {"ocr": lambda job_id: engine_for(settings.ocr_engine, lambda: aws.client("textract"))}
     if not settings.factor_api_url:
-        return {}
+        return services
 
     def factor_api(job_id: str) -> HttpFactorLookup:
         # One rate for every worker of every job: the limiter's counter lives
@@ -56,7 +59,7 @@ def _services(settings: Settings, limits: DynamoWindowCounter) -> dict:
         cache = DynamoFactorCache(aws.client("dynamodb"), settings.table, job_id, ttl)
         return HttpFactorLookup(settings.factor_api_url, limiter, cache, policy=FACTOR_API_POLICY)
 
-    return {"factor_api": factor_api}
+    return {**services, "factor_api": factor_api}
 
 
 def reset() -> None:

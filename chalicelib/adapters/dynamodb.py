@@ -176,10 +176,11 @@ class DynamoJobStore:
                 pass
 
     def complete_chunk(self, job_id: str, index: int, rows: int, result_key: str,
-                       open_statuses: Iterable[str]) -> bool:
+                       open_statuses: Iterable[str], summary: dict[str, Any] | None = None) -> bool:
         return self._settle_chunk(
             job_id, index, open_statuses,
-            chunk_set={"status": ChunkStatus.DONE.value, "rows": rows, "result_key": result_key},
+            chunk_set={"status": ChunkStatus.DONE.value, "rows": rows, "result_key": result_key,
+                       **({"summary": summary} if summary else {})},
             job_add={"chunks_done": 1, "rows_done": rows},
         )
 

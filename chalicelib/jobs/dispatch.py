@@ -41,13 +41,14 @@ from .model import (
     new_job_id,
     unexpected_error,
 )
+from .page_batches import plan_pages
 from .pipeline import Pipeline, upload_key, work_prefix
 
 log = logging.getLogger(__name__)
 
 SNIFF_BYTES = 64 * 1024
 BLOCK_BYTES = 1024 * 1024
-DEFAULT_PROCESSOR = {"csv": "profile", "xlsx": "profile"}
+DEFAULT_PROCESSOR = {"csv": "profile", "xlsx": "profile", "tiff": "pages", "pdf": "pages"}
 
 
 # -- announcing a job --------------------------------------------------------
@@ -227,7 +228,9 @@ class FanOut:
         self._pipe.store.put_chunks(
             self._job_id,
             [{"index": t.index, "key": t.source.key, "start": t.source.start,
-              "end": t.source.end, "first_row": t.source.first_row} for t in tasks],
+              "end": t.source.end, "first_row": t.source.first_row,
+              **({"last_row": t.source.last_row} if t.source.last_row is not None else {})}
+             for t in tasks],
             self._pipe.ttl_epoch(),
         )
         self._pipe.work_queue.send_all(t.to_message() for t in tasks)
@@ -235,8 +238,8 @@ class FanOut:
 
 
 def plan_job(pipe: Pipeline, job: Job, fan_out: FanOut) -> int | None:
-    """Plan and send the job's chunks; returns the number of items (documents)
-    when the plan counts them up front, else None."""
+    """Plan and send the job's chunks; returns the number of items (documents,
+    pages) when the plan counts them up front, else None."""
     processor = get_processor(job.processor)
     head = pipe.blobs.read_range(job.source_key, 0, SNIFF_BYTES)
     kind = sniff_kind(head)
@@ -251,6 +254,8 @@ def plan_job(pipe: Pipeline, job: Job, fan_out: FanOut) -> int | None:
         return None
     if processor.chunk_kind == "documents":
         return plan_documents(pipe, job, kind, fan_out)
+    if processor.chunk_kind == "pages":
+        return plan_pages(pipe, job, kind, fan_out)
     raise InputError(f"processor {job.processor} reads {processor.chunk_kind} chunks, "
                      "which this pipeline cannot plan yet")
 

@@ -45,7 +45,8 @@ def aggregate_job(pipe: Pipeline, job_id: str) -> str:
 
     merged = fold(processor, files.partials())
     ctx = FinishContext(job_id=job_id, filename=job.filename, options=job.options,
-                        chunks_failed=len(failed), chunk_errors=[e["error"] for e in failed_chunks])
+                        chunks_failed=len(failed), chunk_errors=[e["error"] for e in failed_chunks],
+                        items_total=job.items_total)
     try:
         outcome = processor.finish(merged, ctx)
     except ServiceError:
@@ -68,7 +69,15 @@ def aggregate_job(pipe: Pipeline, job_id: str) -> str:
                      f"strict mode: {problems} row(s) or chunk(s) could not be processed: {shown}")
 
     _attach_errors(outcome, files, failed_chunks)
-    outputs = write_outputs(pipe, job, processor, outcome, files, failed_chunks)
+    try:
+        outputs = write_outputs(pipe, job, processor, outcome, files, failed_chunks)
+    except ServiceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a retry would fail the same way: end the job instead
+        log.exception("writing the outputs of job %s failed", job_id)
+        return _fail(pipe, job, unexpected_error(exc))
+    # An output the source did not allow (write_outputs counts it) is a problem too.
+    problems = outcome.problems + files.row_error_count + len(failed)
     status = JobStatus.COMPLETED_WITH_ERRORS if problems else JobStatus.COMPLETED
     try:
         final = pipe.store.transition(

@@ -134,9 +134,10 @@ class MemoryJobStore:
                     table[chunk["index"]] = {**copy.deepcopy(chunk), "status": ChunkStatus.PENDING.value}
 
     def complete_chunk(self, job_id: str, index: int, rows: int, result_key: str,
-                       open_statuses: Iterable[str]) -> bool:
+                       open_statuses: Iterable[str], summary: dict[str, Any] | None = None) -> bool:
         return self._settle(job_id, index, open_statuses,
-                            {"status": ChunkStatus.DONE.value, "rows": rows, "result_key": result_key},
+                            {"status": ChunkStatus.DONE.value, "rows": rows, "result_key": result_key,
+                             **({"summary": copy.deepcopy(summary)} if summary else {})},
                             done=1, rows=rows)
 
     def fail_chunk(self, job_id: str, index: int, error: str,

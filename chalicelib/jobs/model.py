@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -147,7 +148,7 @@ class Job:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "finished_at": self.finished_at,
-            "links": job_links(self.job_id, rows="rows" in self.outputs),
+            "links": job_links(self.job_id, self.outputs),
         }
         if self.error:
             body["error"] = self.error
@@ -160,11 +161,14 @@ class Job:
         return body
 
 
-def job_links(job_id: str, rows: bool = False) -> dict[str, str]:
+# Outputs some jobs have, each with a route of its own.
+_OPTIONAL_OUTPUTS = ("rows", "pdf")
+
+
+def job_links(job_id: str, outputs: Iterable[str] = ()) -> dict[str, str]:
     links = {"self": f"/jobs/{job_id}", "result": f"/jobs/{job_id}/result",
              "report": f"/jobs/{job_id}/report"}
-    if rows:
-        links["rows"] = f"/jobs/{job_id}/rows"
+    links.update({name: f"/jobs/{job_id}/{name}" for name in _OPTIONAL_OUTPUTS if name in outputs})
     return links
 
 
@@ -191,6 +195,11 @@ class ChunkSource:
     #: None for a name the zip does not hold; so that a worker reads its own
     #: members' bytes and never the zip's directory
     members: tuple[dict[str, int] | None, ...] = ()
+    #: the chunk's last row, document or page, when the plan knows it
+    last_row: int | None = None
+    #: for processors that read parts of one file (pages): where the chunk's
+    #: part lies in it (sources.pages.Layout.batch())
+    location: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,8 @@ class ChunkTask:
                 "first_row": s.first_row,
                 **({"documents": list(s.documents), "container": s.container} if s.documents else {}),
                 **({"members": list(s.members)} if s.members else {}),
+                **({"last_row": s.last_row} if s.last_row is not None else {}),
+                **({"location": s.location} if s.location else {}),
             },
         }
 
@@ -244,6 +255,8 @@ class ChunkTask:
                     documents=tuple(str(d) for d in src.get("documents") or ()),
                     container=str(src.get("container") or ""),
                     members=tuple(src.get("members") or ()),
+                    last_row=None if src.get("last_row") is None else int(src["last_row"]),
+                    location=src.get("location") or None,
                 ),
             )
         except (KeyError, TypeError, ValueError) as exc:

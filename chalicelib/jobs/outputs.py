@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..processors import Outcome, Partial, Processor, ReportContent, RowColumn
 from ..reports.excel import Column, Report, RowSheet, SummarySection, SummaryTable, error_sheet, write_report
-from .model import Job
+from .model import InputError, Job
 from .pipeline import Pipeline, result_key
 from .ports import BlobStore
 
@@ -91,6 +91,8 @@ def write_outputs(pipe: Pipeline, job: Job, processor: Processor, outcome: Outco
         outputs[key.split("/")[0]] = key
     columns = processor.row_columns
     with tempfile.TemporaryDirectory(prefix="sluice-") as tmp:
+        if outcome.source_outputs:
+            outputs.update(_write_source_outputs(pipe, job, outcome, tmp))
         path = os.path.join(tmp, "result.json")
         _write_result(path, outcome.result, files, columns)
         pipe.blobs.upload_from(path, result_key(job.job_id), content_type="application/json")
@@ -105,6 +107,33 @@ def write_outputs(pipe: Pipeline, job: Job, processor: Processor, outcome: Outco
         pipe.blobs.upload_from(path, report_key(job.job_id), content_type=XLSX)
         outputs["report"] = report_key(job.job_id)
     return outputs
+
+
+def source_output_key(job_id: str, name: str, suffix: str) -> str:
+    return f"results/{job_id}/{name}{suffix}"
+
+
+def _write_source_outputs(pipe: Pipeline, job: Job, outcome: Outcome, tmp: str) -> dict[str, str]:
+    """Build each output made from the source, which is downloaded once. One
+    that the source does not allow is the job's problem, named in the result,
+    and takes nothing else with it."""
+    source = os.path.join(tmp, "source")
+    pipe.blobs.download_to(job.source_key, source)
+    written: dict[str, str] = {}
+    for output in outcome.source_outputs:
+        path = os.path.join(tmp, output.name + output.suffix)
+        try:
+            output.build(source, path)
+        except InputError as exc:
+            outcome.problems += 1
+            outcome.result = {**outcome.result, "output_errors": {
+                **outcome.result.get("output_errors", {}), output.name: str(exc)}}
+            continue
+        key = source_output_key(job.job_id, output.name, output.suffix)
+        pipe.blobs.upload_from(path, key, content_type=output.content_type)
+        written[output.name] = key
+    os.remove(source)
+    return written
 
 
 def _write_result(path: str, result: dict[str, Any], files: ChunkFiles,

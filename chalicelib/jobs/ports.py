@@ -58,10 +58,11 @@ class JobStore(Protocol):
     def put_chunks(self, job_id: str, chunks: list[dict[str, Any]], ttl_epoch: int) -> None:
         """Record planned chunks; a chunk that already exists is left as it is."""
     def complete_chunk(self, job_id: str, index: int, rows: int, result_key: str,
-                       open_statuses: Iterable[str]) -> bool:
-        """Mark a pending chunk done and count it on the job in one transaction.
-        False when the chunk was already settled (a redelivery): nothing counted.
-        Raises TransitionRejectedError when the job is not open for work."""
+                       open_statuses: Iterable[str], summary: dict[str, Any] | None = None) -> bool:
+        """Mark a pending chunk done (keeping `summary` on it) and count it on
+        the job in one transaction. False when the chunk was already settled
+        (a redelivery): nothing counted. Raises TransitionRejectedError when
+        the job is not open for work."""
     def fail_chunk(self, job_id: str, index: int, error: str,
                    open_statuses: Iterable[str]) -> bool:
         """Like complete_chunk, for a chunk that cannot be processed."""

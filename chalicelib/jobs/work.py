@@ -10,7 +10,8 @@ import json
 import logging
 
 from ..live.service import publish_chunk_events
-from ..processors import ChunkResult, DocumentChunk, TableChunk, get_processor
+from ..processors import ChunkResult, DocumentChunk, PageChunk, TableChunk, get_processor
+from ..sources.pages import open_batch
 from ..sources.table import parse_csv_chunk
 from .documents import ChunkDocuments, task_codes
 from .lifecycle import OPEN_FOR_WORK, start_aggregation_if_done
@@ -41,6 +42,8 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     try:
         if processor.chunk_kind == "documents":
             rows, result = _process_documents(pipe, task, processor, emit)
+        elif processor.chunk_kind == "pages":
+            rows, result = _process_pages(pipe, task, processor, emit)
         else:
             rows, result = _process_table(pipe, task, processor, emit)
     except InputError as exc:
@@ -61,7 +64,8 @@ def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
         pipe.blobs.put(body["rows_key"], result.rows.to_csv(index=False).encode("utf-8"), "text/csv")
     pipe.blobs.put(key, json.dumps(body, separators=(",", ":")).encode(), "application/json")
     try:
-        counted = pipe.store.complete_chunk(task.job_id, task.index, rows, key, OPEN_FOR_WORK)
+        counted = pipe.store.complete_chunk(task.job_id, task.index, rows, key, OPEN_FOR_WORK,
+                                            summary=result.summary)
     except TransitionRejectedError:
         return "closed"
     if counted:
@@ -93,6 +97,15 @@ def _process_documents(pipe: Pipeline, task: ChunkTask, processor, emit) -> tupl
                               link=documents.link, options=options,
                               first_number=task.source.first_row, job_id=task.job_id)
         return len(chunk.names), processor.process(chunk, emit)
+
+
+def _process_pages(pipe: Pipeline, task: ChunkTask, processor, emit) -> tuple[int, ChunkResult]:
+    src = task.source
+    with open_batch(pipe.blobs, src.key, src.location, pipe.settings.max_page_pixels) as pages:
+        chunk = PageChunk(index=task.index, first_page=src.first_row, last_page=src.last_row,
+                          kind=src.location["kind"], pages=pages, ocr=pipe.services["ocr"](task.job_id),
+                          options=task.options, job_id=task.job_id)
+        return len(pages), processor.process(chunk, emit)
 
 
 def _settle_failed(pipe: Pipeline, task: ChunkTask, error: str) -> str:

@@ -36,7 +36,7 @@ def final_notice(job: Job, bucket: str) -> dict[str, Any]:
         "progress": public["progress"],
         "totals": job.totals,
         "error": job.error,
-        "links": job_links(job.job_id, rows="rows" in job.outputs),
+        "links": job_links(job.job_id, job.outputs),
         "outputs": {name: f"s3://{bucket}/{key}" for name, key in job.outputs.items()},
     }
 

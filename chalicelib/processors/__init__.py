@@ -8,6 +8,7 @@ from .base import (
     Emit,
     FinishContext,
     Outcome,
+    PageChunk,
     Partial,
     Processor,
     ReportContent,
@@ -16,11 +17,12 @@ from .base import (
     fold,
 )
 from .carbon import CarbonProcessor
+from .pages import PagesProcessor
 from .profile import ProfileProcessor
 from .scan import ScanProcessor
 
 _REGISTRY: dict[str, Processor] = {
-    p.name: p for p in (ProfileProcessor(), CarbonProcessor(), ScanProcessor())
+    p.name: p for p in (ProfileProcessor(), CarbonProcessor(), ScanProcessor(), PagesProcessor())
 }
 
 
@@ -38,7 +40,7 @@ def processor_names() -> list[str]:
 
 
 __all__ = [
-    "ChunkResult", "DocumentChunk", "Emit", "FinishContext", "Outcome", "Partial", "Processor",
+    "ChunkResult", "DocumentChunk", "Emit", "FinishContext", "Outcome", "PageChunk", "Partial", "Processor",
     "ReportContent", "RowColumn", "TableChunk",
     "fold", "get_processor", "processor_names",
 ]

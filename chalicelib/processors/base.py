@@ -58,12 +58,32 @@ class DocumentChunk:
     job_id: str = ""
 
 
+@dataclass(frozen=True)
+class PageChunk:
+    """A batch of pages of one document (pages). `pages` yields the batch's
+    pages in order (sources.pages.Page: a text layer, or an image decoded on
+    demand that may raise PageError); `ocr` reads an image's text (an
+    ocr.OcrEngine); `kind` is "tiff" or "pdf"."""
+
+    index: int
+    first_page: int
+    last_page: int
+    kind: str
+    pages: Iterable[Any]
+    ocr: Any
+    options: Mapping[str, Any]
+    job_id: str = ""
+
+
 @dataclass
 class ChunkResult:
     partial: Partial
     #: one output row per input row answered, in input order; the columns are
     #: the processor's `row_columns`. None for processors without row output.
     rows: pd.DataFrame | None = None
+    #: a few figures kept on the chunk's own record (seed 002's BATCH#n:
+    #: its NPI pages and OCR confidence), shown while the job runs
+    summary: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +93,8 @@ class FinishContext:
     options: Mapping[str, Any]
     chunks_failed: int = 0
     chunk_errors: list[str] = field(default_factory=list)
+    #: how many items (documents, pages) the job has, when its plan counted them
+    items_total: int | None = None
 
 
 @dataclass
@@ -91,6 +113,8 @@ class Outcome:
               without row output the table for its second sheet.
     strict_failure: set when the caller asked for strictness and the rows
               rejected must fail the job; the message says why.
+    source_outputs: outputs made from the job's source file itself (the
+              pages' PDF), which the pipeline downloads once to build them.
     """
 
     result: dict[str, Any]
@@ -100,6 +124,20 @@ class Outcome:
     totals: dict[str, Any] = field(default_factory=dict)
     report: ReportContent | None = None
     strict_failure: str | None = None
+    source_outputs: list[SourceOutput] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SourceOutput:
+    """An output built from the source file: `build(source_path, out_path)`
+    writes it, raising InputError when the source does not allow it (the job
+    then completes with errors, its other outputs intact). `name` is its
+    key in the job's outputs and its route (GET /jobs/<id>/<name>)."""
+
+    name: str
+    suffix: str
+    content_type: str
+    build: Callable[[str, str], None]
 
 
 @dataclass
@@ -128,7 +166,7 @@ class Processor(Protocol):
     name: str
     #: the kinds of chunk it reads: "table" for rows from CSV and Excel
     #: (TableChunk), "documents" for files in a zip or listed by a manifest
-    #: (DocumentChunk)
+    #: (DocumentChunk), "pages" for batches of one document's pages (PageChunk)
     chunk_kind: str
     #: the per-row output's columns, or None when it has none
     row_columns: list[RowColumn] | None
@@ -140,7 +178,7 @@ class Processor(Protocol):
     # Optional: `option_defaults(settings) -> dict`, stage-wide defaults the
     # job's own options override (carbon's factor source).
 
-    def process(self, chunk: TableChunk | DocumentChunk, emit: Emit) -> ChunkResult: ...
+    def process(self, chunk: TableChunk | DocumentChunk | PageChunk, emit: Emit) -> ChunkResult: ...
 
     def merge(self, left: Partial, right: Partial) -> Partial: ...
 

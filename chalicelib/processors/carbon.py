@@ -20,6 +20,7 @@ from ..carbon.calculate import ROW_COLUMNS, calculate_rows, parse_year
 from ..carbon.factor_table import bundled_table
 from ..jobs.model import InputError
 from .base import ChunkResult, Emit, FinishContext, Outcome, Partial, ReportContent, RowColumn, TableChunk
+from .option_checks import only_known
 from .table_options import TABLE_INPUT_OPTIONS_HELP
 
 FACTOR_SOURCES = ("table", "api")
@@ -64,11 +65,7 @@ class CarbonProcessor:
         return {"factor_source": settings.factor_source}
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        clean = dict(options)
-        unknown = sorted(set(clean) - _KNOWN_OPTIONS)
-        if unknown:
-            raise InputError(f"unknown option(s) {', '.join(unknown)} for the carbon processor; "
-                             f"it takes {', '.join(sorted(_KNOWN_OPTIONS))}")
+        clean = only_known(options, _KNOWN_OPTIONS, self.name)
         columns = clean.get("columns") or {}
         if not isinstance(columns, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in columns.items()):

@@ -21,6 +21,7 @@ from ..jobs.model import InputError
 from ..scan.codes import CodeMatcher, normalise_codes, status_words
 from ..scan.extract import DocumentError, extract_text
 from .base import ChunkResult, DocumentChunk, Emit, FinishContext, Outcome, Partial, ReportContent, RowColumn
+from .option_checks import only_known, whole_number
 
 UNREADABLE = "Unreadable"
 MAX_DOCUMENTS_PER_CHUNK = 100
@@ -60,19 +61,11 @@ class ScanProcessor:
                    "or in the documents a manifest lists")
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        clean = dict(options)
-        unknown = sorted(set(clean) - _KNOWN_OPTIONS)
-        if unknown:
-            raise InputError(f"unknown option(s) {', '.join(unknown)} for the scan processor; "
-                             f"it takes {', '.join(sorted(_KNOWN_OPTIONS))}")
+        clean = only_known(options, _KNOWN_OPTIONS, self.name)
         if clean.get("target_hole_codes") not in (None, "", []):
             clean["target_hole_codes"] = normalise_codes(clean["target_hole_codes"])
-        per_chunk = clean.get("documents_per_chunk", 10)
-        if isinstance(per_chunk, bool) or not isinstance(per_chunk, (int, str)) or \
-                not str(per_chunk).isdigit() or not 1 <= int(per_chunk) <= MAX_DOCUMENTS_PER_CHUNK:
-            raise InputError(f"options.documents_per_chunk must be a whole number from 1 to "
-                             f"{MAX_DOCUMENTS_PER_CHUNK}, got {per_chunk!r}")
-        clean["documents_per_chunk"] = int(per_chunk)
+        clean["documents_per_chunk"] = whole_number(clean, "documents_per_chunk", 10, 1,
+                                                    MAX_DOCUMENTS_PER_CHUNK)
         for name in ("document_column", "codes_column"):
             if clean.get(name) is not None and not isinstance(clean[name], str):
                 raise InputError(f"options.{name} must be a column name, got {clean[name]!r}")

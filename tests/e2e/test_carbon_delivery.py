@@ -16,8 +16,8 @@ import requests
 
 from chalicelib.notify.callbacks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from local_cloud.cloud import LOCAL_DEFAULTS
-from tests.e2e.test_jobs_over_http import wait_final
 from tests.support.callback_receiver import CallbackReceiver
+from tests.support.http_jobs import wait_final
 
 pytestmark = pytest.mark.e2e
 

@@ -17,25 +17,9 @@ import requests
 
 from bench.baseline import profile_file
 from bench.generate import make_frame
+from tests.support.http_jobs import find_job, wait_final
 
 pytestmark = pytest.mark.e2e
-
-FINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
-
-
-def wait_final(api_url: str, job_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        job = requests.get(f"{api_url}/jobs/{job_id}", timeout=10).json()
-        if not seen or seen[-1] != job["status"]:
-            seen.append(job["status"])
-        if job["status"] in FINAL:
-            job["statuses_seen"] = seen
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} not final after {timeout} s; statuses seen {seen}")
-
 
 @pytest.fixture(scope="module")
 def sample_csv(tmp_path_factory):
@@ -105,7 +89,7 @@ def test_a_file_dropped_into_uploads_starts_a_job(local_cloud):
     buf = io.BytesIO()
     book.save(buf)
     s3.put_object(Bucket=bucket, Key="uploads/dropped/stock.xlsx", Body=buf.getvalue())
-    job = _find_job(local_cloud.api_url, "stock.xlsx")
+    job = find_job(local_cloud.api_url, "stock.xlsx")
     job = wait_final(local_cloud.api_url, job["job_id"])
     assert job["status"] == "completed" and job["processor"] == "profile"
     result = requests.get(f"{local_cloud.api_url}/jobs/{job['job_id']}/result", timeout=10).json()
@@ -131,16 +115,6 @@ def test_too_big_for_the_api_is_413(local_cloud):
                          headers={"Content-Type": "text/csv"}, timeout=30)
     assert resp.status_code == 413
     assert resp.json()["next"] == "/uploads"
-
-
-def _find_job(api_url: str, filename: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for job in requests.get(f"{api_url}/jobs", timeout=10).json()["jobs"]:
-            if job["filename"] == filename:
-                return job
-        time.sleep(0.2)
-    raise AssertionError(f"no job for {filename} after {timeout} s")
 
 
 def test_chalice_local_serves_the_routes_against_the_embedded_aws(local_cloud, tmp_path):

@@ -77,6 +77,18 @@ def test_chunk_settles_once_and_counts_once(store):
     assert chunks[1]["status"] == "failed" and chunks[1]["error"] == "bad bytes"
 
 
+def test_a_chunk_keeps_its_summary_and_what_it_covers(store):
+    store.create_job(_job(), 2_000_000_000)
+    store.transition("j1", ["received"], "processing", chunks_total=1)
+    store.put_chunks("j1", [{"index": 0, "key": "k", "start": 0, "end": None, "first_row": 11,
+                             "last_row": 20}], 2_000_000_000)
+    summary = {"npi_pages": [12, 17], "confidence": 87.5}
+    assert store.complete_chunk("j1", 0, 10, "p0", OPEN, summary=summary) is True
+    [chunk] = store.list_chunks("j1")
+    assert (chunk["first_row"], chunk["last_row"], chunk["summary"]) == (11, 20, summary)
+    assert chunk["settled_at"]
+
+
 def test_put_chunks_never_resets_a_settled_chunk(store):
     store.create_job(_job(), 2_000_000_000)
     store.transition("j1", ["received"], "processing", chunks_total=1)

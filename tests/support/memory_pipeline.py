@@ -12,6 +12,7 @@ from chalicelib.jobs.pipeline import Pipeline
 from chalicelib.jobs.work import run_chunk
 from chalicelib.limits.memory import MemoryWindowCounter
 from chalicelib.live.memory import MemoryConnectionStore, RecordingSender
+from chalicelib.ocr import engine_for
 from chalicelib.settings import Settings
 
 
@@ -21,7 +22,8 @@ def memory_pipeline(**overrides) -> Pipeline:
                     aggregate_queue=MemoryTaskQueue(), results_queue=MemoryTaskQueue(),
                     callback_queue=MemoryTaskQueue(), callback_dlq=MemoryTaskQueue(),
                     limits=MemoryWindowCounter(), connections=MemoryConnectionStore(),
-                    live=RecordingSender(), settings=settings)
+                    live=RecordingSender(), settings=settings,
+                    services={"ocr": lambda job_id: engine_for("tesseract")})
 
 
 def run_file(pipe: Pipeline, data: bytes, filename: str = "data.csv", processor: str = "profile",
