@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python -m bench.carbon_bench
 	$(BIN)/python -m bench.report_bench
 	$(BIN)/python -m bench.scan_bench
+	$(BIN)/python -m bench.pages_bench
 
 lint: install
 	$(BIN)/ruff check .

@@ -22,6 +22,10 @@ const FILE_HINT = "Choose a file or drop it here: CSV, Excel, or a zip of docume
 const DOCUMENT_COLUMNS = [["kind", "Kind"], ["number", "#"], ["file", "File"], ["code", "Code"],
                           ["detail", "Status or error"], ["link", "Link"]];
 const ROW_COLUMNS = [["kind", "Kind"], ["number", "Row"], ["detail", "Status or error"]];
+// A page job's results: the page, what was found on it (an NPI), how sure.
+const PAGE_COLUMNS = [["kind", "Kind"], ["number", "Page"], ["code", "Found"],
+                      ["detail", "Status or error"]];
+const COLUMNS_BY_ITEM = { documents: DOCUMENT_COLUMNS, pages: PAGE_COLUMNS };
 
 const $ = (id) => document.getElementById(id);
 const processors = new Map();     // name -> {description, item_label, options}
@@ -307,8 +311,9 @@ function resetJobView(job) {
   $("alert").hidden = true;
   $("finished").hidden = true;
   $("download-rows").hidden = true;
+  $("download-pdf").hidden = true;
   $("totals").replaceChildren();
-  setColumns(itemLabel() === "documents" ? DOCUMENT_COLUMNS : ROW_COLUMNS);
+  setColumns(COLUMNS_BY_ITEM[itemLabel()] || ROW_COLUMNS);
   $("results-body").replaceChildren();
   $("results-more").hidden = true;
   $("results-empty").hidden = false;
@@ -404,11 +409,15 @@ function finish(status, totals, error) {
     $("download-result").href = apiUrl(`${jobPath}/result`);
     $("download-rows").href = apiUrl(`${jobPath}/rows`);
     $("download-rows").textContent = `${sentenceCase(itemLabel() === "chunks" ? "rows" : itemLabel())} (CSV)`;
+    $("download-pdf").href = apiUrl(`${jobPath}/pdf`);
     $("finished").hidden = false;
-    // Only processors that answer per row leave a rows file.
+    // Only processors that answer per row leave a rows file; only page jobs
+    // asked for one have a PDF.
     const jobId = current.job_id;
     api(jobPath).then((job) => {
-      if (current && current.job_id === jobId) $("download-rows").hidden = !(job.outputs || {}).rows;
+      if (!current || current.job_id !== jobId) return;
+      $("download-rows").hidden = !(job.outputs || {}).rows;
+      $("download-pdf").hidden = !(job.outputs || {}).pdf;
     }).catch(() => {});
   }
   $("progress").classList.add(status === "completed" ? "done" : WITH_REPORT.has(status) ? "done-with-errors" : "failed");
@@ -429,7 +438,8 @@ const TOTAL_WORDS = [
   ["total_processed", "processed"], ["total_matches", "matches"], ["documents_with_codes", "with codes"],
   ["unreadable_documents", "unreadable"], ["t_co2e", "t CO2e"], ["rows_calculated", "rows calculated"],
   ["rows_rejected", "rows rejected"], ["rows", "rows"], ["columns", "columns"],
-  ["columns_with_issues", "columns with issues"],
+  ["columns_with_issues", "columns with issues"], ["total_pages", "pages"], ["npis_found", "NPIs"],
+  ["npi_percentage", "% of pages with an NPI"], ["pages_failed", "pages unreadable"],
 ];
 
 function showTotals(totals) {
@@ -437,8 +447,9 @@ function showTotals(totals) {
   list.replaceChildren();
   for (const [key, words] of TOTAL_WORDS) {
     if (typeof totals[key] !== "number") continue;
-    // A scan's rejected rows are its unreadable documents, already shown.
-    if (key === "rows_rejected" && "unreadable_documents" in totals) continue;
+    // A scan's rejected rows are its unreadable documents, a page job's its
+    // unreadable pages: already shown.
+    if (key === "rows_rejected" && ("unreadable_documents" in totals || "pages_failed" in totals)) continue;
     const item = document.createElement("div");
     const value = document.createElement("dd");
     value.textContent = totals[key].toLocaleString();
@@ -499,9 +510,10 @@ function setColumns(columns) {
   $("results-head").replaceChildren(head);
 }
 
-// A scan's match names its document's number in `document`; a row error
-// names the document there and its number in `row`; table processors give
-// `row` only.
+// Every event numbers its row, document or page in `row`. A scan's names
+// its document (`file_name` for a match, `document` for an error) and the
+// code found; a page job's match gives what it found in `value` with its
+// `score` (higher beside the word "NPI").
 function resultRow(kind, data) {
   const tag = document.createElement("span");
   tag.className = `tag tag-${kind}`;
@@ -513,14 +525,19 @@ function resultRow(kind, data) {
     kind: cell(null, "kind", tag),
     number: cell(data.row, "num"),
     file: cell(file, "file"),
-    code: cell(data.hole_code, "code"),
-    detail: cell(kind === "match" ? data.status : error, "detail"),
+    code: cell(data.hole_code ?? data.value, "code"),
+    detail: cell(kind === "match" ? data.status ?? matchScore(data) : error, "detail"),
     link: linkCell(data.pdf_link),
   };
   const row = document.createElement("tr");
   row.className = kind === "match" ? "result-match" : "result-error";
   row.append(...current.columns.map((key) => cells[key]));
   return row;
+}
+
+function matchScore(data) {
+  if (typeof data.score !== "number") return null;
+  return `${data.kind ? data.kind.toUpperCase() + ", " : ""}score ${data.score.toFixed(2)}`;
 }
 
 // A cell showing `value` ("—" when there is none), or `child` when given;

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import re
 import shutil
 import time
@@ -24,6 +25,7 @@ from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_play
 from bench.generate import make_frame
 from tests.support.documents import make_corpus, zip_bytes
 from tests.support.files import csv_bytes
+from tests.support.pages import npi_document, valid_npi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -79,10 +81,13 @@ def open_dashboard(page: Page, api_url: str) -> None:
 
 
 def start_job(page: Page, processor: str, name: str, data: bytes, mime: str,
-              options: dict[str, str] | None = None, more: dict[str, str] | None = None) -> str:
+              options: dict[str, str] | None = None, more: dict[str, str] | None = None,
+              checks: tuple[str, ...] = ()) -> str:
     page.get_by_label("Processor").select_option(processor)
     for label, value in (options or {}).items():
         page.get_by_label(label, exact=True).fill(value)
+    for label in checks:
+        page.get_by_label(label, exact=True).check()
     if more:
         page.get_by_text("More options").click()
         for label, value in more.items():
@@ -124,8 +129,8 @@ def table_headers(page: Page) -> list[str]:
 
 def table_rows(page: Page, kind: str) -> list[dict[str, str]]:
     """The results table's rows of one kind ("match" or "error"), cell by header."""
-    keys = {"Kind": "kind", "#": "number", "Row": "number", "File": "file", "Code": "code",
-            "Status or error": "detail", "Link": "link"}
+    keys = {"Kind": "kind", "#": "number", "Row": "number", "Page": "number", "File": "file",
+            "Code": "code", "Found": "code", "Status or error": "detail", "Link": "link"}
     headers = [keys[h] for h in table_headers(page)]
     return [dict(zip(headers, cells, strict=True))
             for cells in page.locator(f"#results-body tr.result-{kind}").evaluate_all(
@@ -294,6 +299,30 @@ def test_a_carbon_csv_shows_its_row_errors_and_its_report(page, local_cloud, tmp
     book = download_report(page, tmp_path)
     assert len(book_rows(book)) == 240
     expect_recent_status(page, job_id, "completed with errors")
+    assert page.problems == []
+
+
+def test_a_scanned_tiff_shows_its_npis_page_by_page_and_its_pdf(page, local_cloud, tmp_path):
+    rng = random.Random(8)
+    wanted = {2: [valid_npi(rng)], 7: [valid_npi(rng), valid_npi(rng)]}
+    data, expected = npi_document(8, wanted, rng, size=(1000, 700), font_size=30)
+    open_dashboard(page, local_cloud.api_url)
+    job_id = start_job(page, "pages", "fax.tiff", data, "image/tiff", checks=("Pdf",))
+
+    wait_until_finished(page)
+    expect(page.locator("#job-status")).to_have_text("completed")
+    expect(page.locator("#progress-counts")).to_have_text("8 of 8 pages")
+    assert table_headers(page) == ["Kind", "Page", "Found", "Status or error"]
+    found = sorted((int(r["number"]), r["code"]) for r in table_rows(page, "match"))
+    assert found == sorted((p, npi) for p, npis in expected.npis.items() for npi in npis)
+    assert totals(page)["% of pages with an NPI"] == "25" and totals(page)["pages"] == "8"
+    # Chromium shows a PDF rather than saving it (moto ignores the presigned
+    # link's attachment disposition, which S3 honours): fetch what it links to.
+    link = page.get_by_role("link", name="PDF")
+    expect(link).to_be_visible()
+    fetched = page.request.get(link.get_attribute("href"))
+    assert fetched.ok and fetched.body().startswith(b"%PDF")
+    expect_recent_status(page, job_id, "completed")
     assert page.problems == []
 
 
