@@ -23,14 +23,15 @@ def percent_text(percent: float) -> str:
 
 def progress_text(job: dict[str, Any]) -> str:
     """What the job counts: `120/300 documents` for a job that knows its
-    documents up front (scan), else `2/5 chunks, 1 failed, 1,200 rows`."""
+    items up front (a scan's documents, a page job's pages), else `2/5
+    chunks, 1 failed, 1,200 rows`."""
     progress = job.get("progress") or {}
     failed = progress.get("chunks_failed", 0)
     items_total = progress.get("items_total")
     if items_total:
-        # Such a job's rows_processed counts documents read.
+        # Such a job's rows_processed counts the items read.
         done = min(progress.get("rows_processed", 0), items_total)
-        parts = [f"{done:,}/{items_total:,} documents"]
+        parts = [f"{done:,}/{items_total:,} {progress.get('items_label') or 'items'}"]
         if failed:
             parts.append(f"{failed} chunk{'s' if failed > 1 else ''} failed")
         return ", ".join(parts)

@@ -22,7 +22,7 @@ _deser = TypeDeserializer()
 
 _JOB_FIELDS = {
     "chunks_total", "chunks_done", "chunks_failed", "rows_done", "finished_at",
-    "error", "result_key", "outputs", "totals", "items_total",
+    "error", "result_key", "outputs", "totals", "items_total", "items_label",
 }
 
 
@@ -278,6 +278,7 @@ def _job_from_item(item: dict) -> Job:
         chunks_failed=plain.get("chunks_failed", 0),
         rows_done=plain.get("rows_done", 0),
         items_total=plain.get("items_total"),
+        items_label=plain.get("items_label"),
         created_at=plain["created_at"],
         updated_at=plain.get("updated_at", plain["created_at"]),
         finished_at=plain.get("finished_at"),

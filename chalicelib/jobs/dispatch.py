@@ -189,9 +189,10 @@ def dispatch_job(pipe: Pipeline, job_id: str) -> None:
         log.exception("planning job %s failed", job_id)
         fail_job(pipe, job, f"{job.filename}: {unexpected_error(exc)}")
         return
+    counted = {"items_total": items, "items_label": get_processor(job.processor).item_label} if items else {}
     try:
         pipe.store.transition(job_id, [JobStatus.SPLITTING.value], JobStatus.PROCESSING.value,
-                              chunks_total=fan_out.sent, **({"items_total": items} if items else {}))
+                              chunks_total=fan_out.sent, **counted)
     except TransitionRejectedError:
         return  # cancelled while splitting
     start_aggregation_if_done(pipe, job_id)

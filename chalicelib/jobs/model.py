@@ -92,6 +92,8 @@ class Job:
     #: how many items (documents) the job has, when the plan knows it up
     #: front; progress then counts items rather than chunks
     items_total: int | None = None
+    #: what those items are, in words ("documents", "pages")
+    items_label: str | None = None
     created_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
@@ -142,7 +144,8 @@ class Job:
                 "chunks_done": self.chunks_done,
                 "chunks_failed": self.chunks_failed,
                 "rows_processed": self.rows_done,
-                **({"items_total": self.items_total} if self.items_total else {}),
+                **({"items_total": self.items_total, "items_label": self.items_label}
+                   if self.items_total else {}),
                 "percent": self.percent,
             },
             "created_at": self.created_at,

@@ -347,11 +347,13 @@ def test_progress_counts_what_the_job_counts():
         "3/? chunks, 600 rows"
     assert progress_text(job("processing", chunks_done=2, chunks_failed=1, rows_done=1200)) == \
         "2/4 chunks, 1 failed, 1,200 rows"
-    # A scan job counts documents; rows_processed is documents read.
+    # A scan job counts documents, a page job pages; rows_processed counts them.
     assert progress_text(job("processing", processor="scan", chunks_total=30, chunks_done=12,
-                             rows_done=120, items_total=300)) == "120/300 documents"
+                             rows_done=120, items_total=300, items_label="documents")) == "120/300 documents"
     assert progress_text(job("processing", processor="scan", chunks_failed=2, rows_done=10,
-                             items_total=40)) == "10/40 documents, 2 chunks failed"
+                             items_total=40, items_label="documents")) == "10/40 documents, 2 chunks failed"
+    assert progress_text(job("processing", processor="pages", chunks_total=5, chunks_done=2,
+                             rows_done=20, items_total=50, items_label="pages")) == "20/50 pages"
 
 
 class TickingClock:

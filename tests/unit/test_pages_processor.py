@@ -62,6 +62,8 @@ def test_npi_pages_percentage_and_batches_are_exact_and_each_npi_is_pushed_once(
     pushed = [m["data"] for m in pipe.live.sent["conn-1"] if m["type"] == "MATCH_FOUND"]
     assert sorted((m["page"], m["value"]) for m in pushed) == sorted(scores)  # once, despite redelivery
     assert job.items_total == 12 and job.rows_done == 12 and job.chunks_total == 3
+    progress = job.to_public()["progress"]
+    assert (progress["items_total"], progress["items_label"]) == (12, "pages")
 
 
 def test_get_job_shows_seed_002_records_by_their_names():
