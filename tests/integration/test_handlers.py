@@ -275,3 +275,23 @@ def test_a_chunk_whose_file_is_gone_fails_instead_of_retrying(client, moto_stack
     job = client.http.get(f"/jobs/{job_id}").json_body
     assert job["status"] == "failed"
     assert job["error"] == f"sales.csv: s3 object uploads/{job_id}/sales.csv does not exist (was it deleted?)"
+
+
+@pytest.mark.parametrize("ctype", ["image/tiff", "application/pdf"])
+def test_a_scan_posted_as_itself_is_read_page_by_page(client, moto_stack, ctype):
+    import random
+
+    from tests.support.pages import npi_document, valid_npi
+
+    rng = random.Random(12)
+    kind, name = ("tiff", "fax.tiff") if ctype == "image/tiff" else ("pdf_scanned", "fax.pdf")
+    data, expected = npi_document(3, {2: [valid_npi(rng)]}, rng, kind=kind, size=(1000, 700), font_size=30)
+    created = post_csv(client, body=data, query=f"processor=pages&filename={name}", ctype=ctype)
+    assert created.status_code == 202, created.body
+    job_id = created.json_body["job_id"]
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/{name}")
+    drain_queues(client, moto_stack)
+    job = client.http.get(f"/jobs/{job_id}").json_body
+    assert job["status"] == "completed"
+    assert (job["file"]["npiPages"], job["file"]["npiPercentage"]) == ([2], round(100 / 3, 2))
+    assert [b["status"] for b in job["batches"]] == ["COMPLETED"]
