@@ -234,10 +234,11 @@ def _tiff_decoder(file: BinaryIO, location: dict[str, Any], ifd: int, number: in
         file.seek(0)
         try:
             # Pillow warns about what it skips in a damaged page; the error says it.
-            with warnings.catch_warnings(), Image.open(file, formats=["TIFF"]) as image:
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                image.load()
-                return image.copy()
+                with Image.open(file, formats=["TIFF"]) as image:
+                    image.load()
+                    return image.copy()
         except Exception as exc:  # noqa: BLE001 - decoders raise OSError, SyntaxError...
             raise PageError(f"page {number} is damaged ({_reason(exc)})") from None
 
