@@ -41,6 +41,11 @@ ROW_COLUMNS = [
     "factor", "factor_unit", "factor_source", "factor_table", "factor_year",
 ]
 
+#: an activity, unit, region or year cell longer than this names none: it
+#: is refused before any lookup, and quoted only in part in messages
+MAX_CELL_CHARS = 200
+_QUOTED_CHARS = 60
+
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
 # A leading year ("2023", "2023.0", "2023-04-01", "2023/24") or a date that
 # ends in one ("01/04/2023").
@@ -132,6 +137,10 @@ class _Resolver:
         self._found: dict[tuple, Factor | str] = {}
 
     def resolve(self, activity_text: str, unit_text: str, region_text: str, year_text: str) -> _Resolved:
+        for role, text in (("activity", activity_text), ("unit", unit_text), ("region", region_text),
+                           ("year", year_text)):
+            if len(text) > MAX_CELL_CHARS:
+                return _Resolved(error=f"the {role} {_quoted(text)} is too long to be one")
         activity = resolve_activity(activity_text.strip()) if activity_text.strip() else None
         if activity is None:
             return _Resolved(error=_unknown_activity(activity_text))
@@ -218,10 +227,17 @@ def parse_amounts(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if empty.any():
         reasons[empty] = "the amount is empty"
     for i in np.flatnonzero(bad):
-        reasons[i] = f"amount '{text.iat[i]}' is not a number"
+        reasons[i] = f"amount {_quoted(text.iat[i])} is not a number"
     for i in np.flatnonzero(negative):
-        reasons[i] = f"amount '{text.iat[i]}' is negative"
+        reasons[i] = f"amount {_quoted(text.iat[i])} is negative"
     return values, reasons
+
+
+def _quoted(text: str) -> str:
+    """A cell in quotes for a message; a long one cut, with its length."""
+    if len(text) <= _QUOTED_CHARS:
+        return f"'{text}'"
+    return f"'{text[:_QUOTED_CHARS]}…' ({len(text):,} characters)"
 
 
 def _errors(numbers, combo_of_row, resolved, row_combo_error, amount_errors, row_amount_error) -> list[dict]:

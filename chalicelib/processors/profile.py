@@ -54,6 +54,8 @@ _DATE_SHAPE = (
 class ProfileProcessor:
     name = "profile"
     chunk_kind = "table"
+    #: what its files are, by their first bytes (sources.sniff); others are refused
+    input_kinds = ("csv", "xlsx")
     row_columns = None
     description = "Schema, statistics and data quality of every column of a CSV or Excel file"
     # What validate_options accepts, for GET /processors and the dashboard's form.
@@ -343,7 +345,8 @@ def _exact_sum(values: list[float]) -> list[float]:
             if len(terms) > 60:  # cannot happen with finite floats; be safe
                 return terms
     except (OverflowError, ValueError):
-        total = float(np.sum(values))
+        with np.errstate(over="ignore"):  # overflowing is the point: the sum is infinite
+            total = float(np.sum(values))
         return [total if not math.isfinite(total) else math.copysign(math.inf, total)]
 
 

@@ -14,6 +14,7 @@ import posixpath
 import zipfile
 from dataclasses import dataclass
 
+from ..sources.packages import is_worksheet, package_problem, xml_refusal
 from ..sources.sniff import describe_kind, detect_encoding, sniff_kind
 
 #: pages read from one PDF; past it the document is scanned in part, with a note
@@ -25,8 +26,9 @@ MAX_XLSX_CELLS = 2_000_000
 MAX_OFFICE_UNPACKED_BYTES = 512 * 1024 * 1024
 _SNIFF_BYTES = 64 * 1024
 # Extensions whose bytes must be what they say: (what, sniffed kinds that fit).
-_CLAIMED = {".pdf": ("a PDF", ("pdf",)), ".docx": ("a Word document", ("zip", "xlsx")),
-            ".xlsx": ("an Excel workbook", ("zip", "xlsx"))}
+_OFFICE_KINDS = ("zip", "xlsx", "docx")
+_CLAIMED = {".pdf": ("a PDF", ("pdf",)), ".docx": ("a Word document", _OFFICE_KINDS),
+            ".xlsx": ("an Excel workbook", _OFFICE_KINDS)}
 
 # pypdf warns about every small defect it repairs; its exceptions say what matters.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -56,7 +58,7 @@ def extract_text(name: str, data: bytes) -> ExtractedText:
         raise DocumentError(f"its name says {claimed[0]} but it is {describe_kind(kind)}")
     if kind == "pdf":
         return _pdf(data)
-    if kind in ("zip", "xlsx"):
+    if kind in _OFFICE_KINDS:
         return _office(data)
     if kind == "csv":  # sniff_kind's word for any text
         return _text(name, data)
@@ -94,22 +96,32 @@ def _office(data: bytes) -> ExtractedText:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
+            if "word/document.xml" in names:
+                reader, kind, streamed = _docx_text, "Word", _never
+            elif "xl/workbook.xml" in names:
+                reader, kind, streamed = _xlsx_text, "Excel", is_worksheet
+            else:
+                raise DocumentError("it is a zip archive, not a document: put its documents in the job's zip")
             unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > MAX_OFFICE_UNPACKED_BYTES:
+                raise DocumentError(f"it would unpack to {unpacked:,} bytes (over "
+                                    f"{MAX_OFFICE_UNPACKED_BYTES // 2**20} MB): a zip bomb, not a document")
+            problem = package_problem(archive, streamed=streamed)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise DocumentError(f"it is a damaged zip or Office file ({_reason(exc)})") from None
-    if "word/document.xml" in names:
-        reader, kind = _docx_text, "Word"
-    elif "xl/workbook.xml" in names:
-        reader, kind = _xlsx_text, "Excel"
-    else:
-        raise DocumentError("it is a zip archive, not a document: put its documents in the job's zip")
-    if unpacked > MAX_OFFICE_UNPACKED_BYTES:
-        raise DocumentError(f"it would unpack to {unpacked:,} bytes (over "
-                            f"{MAX_OFFICE_UNPACKED_BYTES // 2**20} MB): a zip bomb, not a document")
+    if problem:
+        raise DocumentError(f"it is a {kind} document that cannot be read safely: {problem}")
     try:
         return ExtractedText(reader(data), kind)
     except Exception as exc:  # noqa: BLE001 - the readers raise many kinds for damaged files
-        raise DocumentError(f"it is a damaged {kind} document ({_reason(exc)})") from None
+        refused = xml_refusal(exc)
+        if refused:
+            raise DocumentError(f"it is a {kind} document that cannot be read safely: {refused}") from None
+        raise DocumentError(f"it is a damaged {kind} document ({_first_line(exc)})") from None
+
+
+def _never(name: str) -> bool:
+    return False
 
 
 def _docx_text(data: bytes) -> str:
@@ -162,3 +174,7 @@ def _text(name: str, data: bytes) -> ExtractedText:
 
 def _reason(exc: Exception) -> str:
     return str(exc).strip() or type(exc).__name__
+
+
+def _first_line(exc: Exception) -> str:
+    return _reason(exc).splitlines()[0]

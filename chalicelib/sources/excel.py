@@ -9,7 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..jobs.model import InputError
-from .sniff import check_xlsx_archive
+from .csv_plan import MAX_COLUMNS
+from .packages import check_xlsx_archive, xml_refusal
+
+#: a run of at least this many empty rows (and at least a chunk's worth) is
+#: not written: the chunk after it starts at its next row
+SKIPPED_BLANK_ROWS = 1000
 
 
 def iter_xlsx_rows(path: str, sheet: Any = None) -> Iterator[tuple[int, list[str]]]:
@@ -22,7 +27,9 @@ def iter_xlsx_rows(path: str, sheet: Any = None) -> Iterator[tuple[int, list[str
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a broken package
-        raise InputError(f"the Excel file cannot be opened: {exc}") from None
+        refused = xml_refusal(exc)
+        raise InputError(f"the Excel file cannot be read safely: {refused}" if refused else
+                         f"the Excel file cannot be opened: {_first_line(exc)}") from None
     try:
         ws = _choose_sheet(book, sheet)
         # The <dimension> a writer records may be wrong (some write "A1" for
@@ -37,14 +44,21 @@ def iter_xlsx_rows(path: str, sheet: Any = None) -> Iterator[tuple[int, list[str
             except StopIteration:
                 break
             except Exception as exc:  # damage inside the sheet shows only as it is read
+                refused = xml_refusal(exc)
                 raise InputError(
+                    f"the Excel file cannot be read safely: sheet {ws.title!r}: {refused}" if refused else
                     f"the Excel file is damaged: sheet {ws.title!r} cannot be read after row "
-                    f"{number} ({type(exc).__name__}: {exc})"
+                    f"{number} ({type(exc).__name__}: {_first_line(exc)})"
                 ) from None
             number += 1
             yield number, [_cell_text(v) for v in values]
     finally:
         book.close()
+
+
+def _first_line(exc: Exception) -> str:
+    # openpyxl adds a paragraph of advice to some of its errors
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _choose_sheet(book, sheet):
@@ -91,7 +105,12 @@ def _cell_text(value: Any) -> str:
 def write_csv_chunks(rows: Iterator[tuple[int, list[str]]], rows_per_chunk: int,
                      put: Callable[[int, bytes, int], None]) -> tuple[int, int]:
     """Write the rows as CSV chunk files, each with the header first, through
-    put(index, data, first_row). Returns (chunks written, rows with any value)."""
+    put(index, data, first_row). Returns (chunks written, rows with any value).
+
+    The table is the header's columns: cells to the right of its last
+    header are not read. Empty rows are written, so that row numbers inside
+    a chunk file stay the sheet's own, except a long run of them (before a
+    value far down, at row 1,048,576): the next chunk starts after it instead."""
     # The header is the first row with a value; empty rows above it (a sheet
     # whose table starts lower down) are skipped.
     width = 0
@@ -101,29 +120,60 @@ def write_csv_chunks(rows: Iterator[tuple[int, list[str]]], rows_per_chunk: int,
             break
     if width == 0:
         raise InputError("the sheet is empty")
-    header = header[:width]
-    buf, writer = _new_buffer(header)
-    index = data_rows = in_chunk = 0
-    first_row = None
+    if width > MAX_COLUMNS:
+        raise InputError(f"the header has {width:,} columns; Sluice reads at most {MAX_COLUMNS:,} "
+                         "(as many as Excel has)")
+    chunks = _ChunkWriter(header[:width], rows_per_chunk, put)
+    data_rows = blank_run = 0
     for number, cells in rows:
         cells = (cells + [""] * width)[:width]
-        # Empty rows are written too (workers skip them) so that row numbers
-        # inside a chunk file stay the sheet's own.
-        if first_row is None:
-            first_row = number
-        writer.writerow(cells)
-        in_chunk += 1
-        data_rows += any(cells)
-        if in_chunk == rows_per_chunk:
-            put(index, buf.getvalue().encode("utf-8"), first_row)
-            index += 1
-            in_chunk = 0
-            first_row = None
-            buf, writer = _new_buffer(header)
-    if in_chunk:
-        put(index, buf.getvalue().encode("utf-8"), first_row)
-        index += 1
-    return index, data_rows
+        if not any(cells):
+            blank_run += 1
+            continue
+        if blank_run >= max(rows_per_chunk, SKIPPED_BLANK_ROWS):
+            chunks.close()
+        elif blank_run:
+            chunks.write_blank(number - blank_run, blank_run)
+        blank_run = 0
+        chunks.write(number, cells)
+        data_rows += 1
+    chunks.close()
+    return chunks.count, data_rows
+
+
+class _ChunkWriter:
+    """CSV chunk files of at most `rows_per_chunk` rows, the header first in
+    each; a chunk also ends when closed (before a skipped run of empty rows)."""
+
+    def __init__(self, header: list[str], rows_per_chunk: int, put: Callable[[int, bytes, int], None]):
+        self._header = header
+        self._rows_per_chunk = rows_per_chunk
+        self._put = put
+        self.count = 0
+        self._buffer: io.StringIO | None = None
+        self._writer: Any = None
+        self._rows = 0
+        self._first_row = 0
+
+    def write_blank(self, first: int, count: int) -> None:
+        empty = [""] * len(self._header)
+        for number in range(first, first + count):
+            self.write(number, empty)
+
+    def write(self, number: int, cells: list[str]) -> None:
+        if self._buffer is None:
+            self._buffer, self._writer = _new_buffer(self._header)
+            self._first_row, self._rows = number, 0
+        self._writer.writerow(cells)
+        self._rows += 1
+        if self._rows == self._rows_per_chunk:
+            self.close()
+
+    def close(self) -> None:
+        if self._buffer is not None:
+            self._put(self.count, self._buffer.getvalue().encode("utf-8"), self._first_row)
+            self.count += 1
+            self._buffer = None
 
 
 def _trimmed_width(header: list[str]) -> int:

@@ -17,9 +17,10 @@ over the object is all a worker needs: it loads the cross-reference table
 and its own pages' objects. A page's text layer is taken when it has one;
 otherwise the page is rendered for OCR.
 
-A page too large to decode safely (more pixels than the limit: a page bomb)
-or damaged is that page's PageError; a file whose structure cannot be read
-at all is an InputError for the job.
+A page too large to decode safely (more pixels than the limit: a page bomb;
+for a PDF also an image past the limit, or content streams that would
+inflate past MAX_PAGE_CONTENT_BYTES) or damaged is that page's PageError; a
+file whose structure cannot be read at all is an InputError for the job.
 """
 from __future__ import annotations
 
@@ -28,13 +29,14 @@ import logging
 import struct
 import tempfile
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ..jobs.model import InputError
+from ..jobs.model import InputError, ServiceError
 from ..jobs.ports import BlobStore
-from .ranged import open_ranged
+from .ranged import open_ranged, read_error
 
 #: a job's document may have at most this many pages
 MAX_PAGES = 10_000
@@ -114,8 +116,8 @@ def _tiff_layout(blobs: BlobStore, key: str) -> Layout:
                                          "into several files")
                     spans.append(_span(page))
                 byteorder, bigtiff = tiff.byteorder, tiff.is_bigtiff
-        except InputError:
-            raise
+        except (InputError, ServiceError):
+            raise  # a throttled read is tried again, not taken for a damaged file
         except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds for damaged files
             raise InputError(f"the TIFF cannot be read ({_reason(exc)})") from None
     broken = [message for message in logged if "invalid page offset" in message]
@@ -179,9 +181,10 @@ def _pdf_page_count(blobs: BlobStore, key: str) -> int:
     import pypdfium2 as pdfium
 
     try:
-        with pdfium.PdfDocument(open_ranged(blobs, key)) as pdf:
+        with pdfium.PdfDocument(stream := open_ranged(blobs, key)) as pdf:
             count = len(pdf)
     except pdfium.PdfiumError as exc:
+        _reraise_read_error(stream)
         raise InputError(f"the PDF cannot be read ({_reason(exc)})") from None
     if count == 0:
         raise InputError("the PDF has no pages")
@@ -271,36 +274,169 @@ def _pdf_pages(blobs: BlobStore, key: str, location: dict[str, Any],
                max_pixels: int) -> Iterator[list[Page]]:
     import pypdfium2 as pdfium
 
+    stream = open_ranged(blobs, key)
     try:
-        pdf = pdfium.PdfDocument(open_ranged(blobs, key))
+        pdf = pdfium.PdfDocument(stream)
     except pdfium.PdfiumError as exc:
+        _reraise_read_error(stream)
         raise InputError(f"the PDF cannot be read ({_reason(exc)})") from None
+    bombs = _PdfBombCheck(blobs, key, max_pixels)
     with pdf:
         pages = []
         for number in range(location["first"], location["last"] + 1):
+            problem = bombs.problem(number)
+            if problem:
+                pages.append(Page(number, None, _fails(PageError(problem))))
+                continue
             try:
                 page = pdf[number - 1]
                 text = page.get_textpage().get_text_range()
             except pdfium.PdfiumError as exc:
+                _reraise_read_error(stream)
                 damaged = PageError(f"page {number} is damaged ({_reason(exc)})")
                 pages.append(Page(number, None, _fails(damaged)))
                 continue
             if sum(ch.isalnum() for ch in text) >= MIN_TEXT_LAYER_CHARS:
                 pages.append(Page(number, text, _fails(PageError(f"page {number} has a text layer"))))
             else:
-                pages.append(Page(number, None, _renderer(page, max_pixels)))
+                pages.append(Page(number, None, _renderer(page, number, stream, max_pixels)))
         yield pages
 
 
-def _renderer(page: Any, max_pixels: int) -> Callable[[], Any]:
+class _PdfBombCheck:
+    """A PDF page that would make pdfium inflate gigabytes, looked for before
+    pdfium parses it: pdfium inflates a page's content streams whole to read
+    its text, and decodes each image at its full size to render it. pypdf
+    reads the page's dictionaries (never decoding a stream): each image's
+    declared size, and each Flate content stream inflated up to a cap."""
+
+    def __init__(self, blobs: BlobStore, key: str, max_pixels: int):
+        self._blobs, self._key, self._max_pixels = blobs, key, max_pixels
+        self._reader: Any = None
+
+    def problem(self, number: int) -> str | None:
+        try:
+            if self._reader is None:
+                import pypdf
+
+                self._reader = pypdf.PdfReader(open_ranged(self._blobs, self._key), strict=False)
+            page = self._reader.pages[number - 1]
+            return self._image_problem(number, page) or self._content_problem(number, page)
+        except ServiceError:
+            raise  # a throttled read: the chunk is tried again
+        except Exception:  # noqa: BLE001 - what pypdf cannot read, pdfium judges and names
+            return None
+
+    def _content_problem(self, number: int, page: Any) -> str | None:
+        packed = inflated = 0
+        forms = (xobject for kind, xobject in _xobjects(page.get("/Resources")) if kind == "/Form")
+        for stream in [*_content_streams(page), *forms]:
+            packed += len(stream._data)
+            allowed = min(MAX_PAGE_CONTENT_BYTES, max(BOMB_GRACE_BYTES, BOMB_RATIO * packed))
+            inflated += _inflated_size(stream, allowed + 1 - inflated)
+            if inflated > MAX_PAGE_CONTENT_BYTES or (inflated > BOMB_GRACE_BYTES
+                                                     and inflated > BOMB_RATIO * max(packed, 1)):
+                return (f"page {number}'s content would inflate from {packed:,} bytes to more than "
+                        f"{inflated - 1:,}: a decompression bomb, too large to read safely")
+        return None
+
+    def _image_problem(self, number: int, page: Any) -> str | None:
+        for kind, image in _xobjects(page.get("/Resources")):
+            width, height = _number(image.get("/Width")), _number(image.get("/Height"))
+            if kind == "/Image" and width * height > self._max_pixels:
+                return (f"page {number} holds an image of {width:,} x {height:,} pixels "
+                        f"({width * height:,}), over the limit of {self._max_pixels:,}: too large "
+                        "to decode safely")
+        return None
+
+
+#: what a page's content streams may inflate to in all; past BOMB_GRACE_BYTES
+#: at most BOMB_RATIO times their packed size (content compresses 3 to 10 times)
+MAX_PAGE_CONTENT_BYTES = 256 * 1024 * 1024
+BOMB_GRACE_BYTES = 64 * 1024 * 1024
+BOMB_RATIO = 100
+_FLATE = ("/FlateDecode", "/Fl")
+
+
+def _content_streams(page: Any) -> Iterator[Any]:
+    contents = page.get("/Contents")
+    contents = contents.get_object() if contents is not None else None
+    for item in contents if isinstance(contents, list) else [contents] if contents is not None else []:
+        stream = item.get_object()
+        if hasattr(stream, "_data"):
+            yield stream
+
+
+def _inflated_size(stream: Any, cap: int) -> int:
+    """What a stream decodes to, counted up to `cap` (cap + 1 past it); a
+    stream not Flate-encoded first counts as its own size."""
+    filters = stream.get("/Filter")
+    filters = filters.get_object() if filters is not None else None
+    filters = list(filters) if isinstance(filters, list) else [filters] if filters else []
+    if not filters or filters[0] not in _FLATE:
+        return len(stream._data)
+    inflater, data, total = zlib.decompressobj(), stream._data, 0
+    try:
+        while data and total <= cap and not inflater.eof:
+            total += len(inflater.decompress(data, 1024 * 1024))
+            data = inflater.unconsumed_tail
+    except zlib.error:
+        pass  # damaged: pdfium reads what it can
+    return total
+
+
+def _xobjects(resources: Any, depth: int = 0, seen: set[int] | None = None) -> Iterator[tuple[str, Any]]:
+    """(subtype, stream) of the images and forms a page's resources name,
+    forms' own resources included, and the images' soft masks."""
+    seen = set() if seen is None else seen
+    resources = resources.get_object() if resources is not None else None
+    if not hasattr(resources, "get") or depth > 8:
+        return
+    xobjects = resources.get("/XObject")
+    xobjects = xobjects.get_object() if xobjects is not None else {}
+    for ref in xobjects.values():
+        xobject = ref.get_object()
+        if id(xobject) in seen or not hasattr(xobject, "_data"):
+            continue
+        seen.add(id(xobject))
+        kind = xobject.get("/Subtype")
+        yield kind, xobject
+        if kind == "/Image" and xobject.get("/SMask") is not None:
+            yield kind, xobject["/SMask"].get_object()
+        elif kind == "/Form":
+            yield from _xobjects(xobject.get("/Resources"), depth + 1, seen)
+
+
+def _number(value: Any) -> int:
+    value = value.get_object() if hasattr(value, "get_object") else value
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _renderer(page: Any, number: int, stream: Any, max_pixels: int) -> Callable[[], Any]:
     """Renders the page for OCR at RENDER_DPI, or smaller if that would pass
     the pixel limit (a poster-sized page is still read, at what fits)."""
+    import pypdfium2 as pdfium
+
     def render():
         width, height = page.get_size()
         # Just under the limit: the renderer rounds each side up.
         scale = min(RENDER_DPI / 72, 0.995 * (max_pixels / max(1.0, width * height)) ** 0.5)
-        return page.render(scale=scale, grayscale=True).to_pil()
+        try:
+            return page.render(scale=scale, grayscale=True).to_pil()
+        except pdfium.PdfiumError as exc:
+            _reraise_read_error(stream)
+            raise PageError(f"page {number} is damaged ({_reason(exc)})") from None
     return render
+
+
+def _reraise_read_error(stream: Any) -> None:
+    """pdfium turns a failed read into "damaged": raise what the read met."""
+    error = read_error(stream)
+    if error is not None:
+        raise error
 
 
 def _fails(error: Exception) -> Callable[[], Any]:
@@ -316,4 +452,6 @@ def _check_pixels(number: int, width: int, height: int, max_pixels: int) -> None
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc).strip() or type(exc).__name__
+    # pdfium reports a document it could not parse at all as "(PDFium: Success)"
+    text = str(exc).replace(" (PDFium: Success)", "").strip()
+    return text or type(exc).__name__

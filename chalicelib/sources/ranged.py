@@ -16,6 +16,7 @@ class RangeReader(io.RawIOBase):
         self._key = key
         self._size = blobs.head(key).size if size is None else size
         self._pos = 0
+        self.error: Exception | None = None
 
     def readable(self) -> bool:
         return True
@@ -35,7 +36,14 @@ class RangeReader(io.RawIOBase):
         if self._pos >= self._size:
             return 0
         end = min(self._pos + len(buffer), self._size)
-        data = self._blobs.read_range(self._key, self._pos, end)
+        try:
+            data = self._blobs.read_range(self._key, self._pos, end)
+        except Exception as exc:
+            # A C library reading through this file (pdfium) swallows the
+            # exception and reports a damaged file instead: keep it, so the
+            # caller can raise it as what it was (a throttled read is retried).
+            self.error = self.error or exc
+            raise
         buffer[:len(data)] = data
         self._pos += len(data)
         return len(data)
@@ -43,3 +51,8 @@ class RangeReader(io.RawIOBase):
 
 def open_ranged(blobs: BlobStore, key: str, size: int | None = None) -> io.BufferedReader:
     return io.BufferedReader(RangeReader(blobs, key, size), buffer_size=BUFFER_BYTES)
+
+
+def read_error(stream: io.BufferedReader) -> Exception | None:
+    """The first error a read of `stream` (from open_ranged) met, if any."""
+    return getattr(stream.raw, "error", None)

@@ -45,6 +45,8 @@ def parse_csv_chunk(data: bytes, encoding: str, delimiter: str, header: str | No
     try:
         if undecodable:
             raise pd.errors.ParserError("bytes that are not valid text")
+        if "\x00" in text:
+            raise pd.errors.ParserError("NUL bytes")
         with warnings.catch_warnings():
             # pandas only warns when a row has more fields than the header and
             # drops the extra ones; such a chunk takes the careful path.
@@ -81,7 +83,8 @@ _BAD_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _parse_leniently(text: str, delimiter: str, first_row: int, encoding: str = "utf-8"):
-    """Every good row, and the rows with too many fields as rejected ones.
+    """Every good row, and as rejected ones the rows with too many fields,
+    with bytes that are not text in the encoding, or with NUL bytes.
 
     A record whose quoted field never closes is rejected too, naming the row
     where the quote opens; when the chunk has no other row with a value, the
@@ -113,7 +116,15 @@ def _parse_leniently(text: str, delimiter: str, first_row: int, encoding: str = 
                     "error": f"row {row} has {len(record)} fields but the header has {width}",
                 })
                 continue
-            bad = _BAD_BYTE.search("".join(record))
+            joined = "".join(record)
+            if "\x00" in joined:
+                rejected.append({
+                    "row": row,
+                    "error": f"row {row} holds a NUL byte (0x00), which text never holds: the file "
+                             "may be damaged here",
+                })
+                continue
+            bad = _BAD_BYTE.search(joined)
             if bad:
                 rejected.append({
                     "row": row,

@@ -51,6 +51,8 @@ def list_documents(archive: zipfile.ZipFile) -> list[tuple[str, ZipMember]]:
     """The archive's documents (no folders, no macOS resource forks or dot
     files), in the order they lie in it."""
     entries = sorted(archive.infolist(), key=lambda i: i.header_offset)
+    if not entries:
+        return []
     ends = [i.header_offset for i in entries[1:]] + [archive.start_dir]
     return [(info.filename, ZipMember(info.header_offset, end, info.compress_type, info.flag_bits,
                                       info.CRC, info.compress_size, info.file_size))
@@ -58,7 +60,8 @@ def list_documents(archive: zipfile.ZipFile) -> list[tuple[str, ZipMember]]:
 
 
 def _is_document(info: zipfile.ZipInfo) -> bool:
-    base = posixpath.basename(info.filename)
+    # Windows tools may write "\\" between folders: "..\\notes.txt" is notes.txt, not a dot file.
+    base = posixpath.basename(info.filename.replace("\\", "/"))
     return not (info.is_dir() or info.filename.startswith("__MACOSX/") or base.startswith(".")
                 or not base)
 

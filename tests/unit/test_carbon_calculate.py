@@ -338,3 +338,22 @@ def test_totals_by_scope_and_activity():
     assert summary["by_scope"] == pytest.approx({1: 203.839, 2: 207.07, 3: 8.865}, rel=1e-9)
     assert set(summary["by_activity"]) == {"electricity", "natural_gas", "rail"}
     assert summary["rows"] == 3
+
+
+def test_a_cell_too_long_to_name_anything_is_refused_before_any_lookup_and_quoted_in_part():
+    class NoLookups:
+        def find(self, *args):
+            raise AssertionError("a 10 MB cell must never reach the factor source")
+
+    huge = "Z" * (10 * 2**20)
+    rows, errors = calc(("electricity", "1", "kWh"), (huge, "1", "kWh"), ("electricity", "1", huge),
+                        ("electricity", "1" * 500, "kWh"), lookup=None)
+    assert rows["row"].tolist() == [2]
+    shown = "'" + "Z" * 60 + "…' (10,485,760 characters)"
+    assert errors == [
+        {"row": 3, "error": f"the activity {shown} is too long to be one"},
+        {"row": 4, "error": f"the unit {shown} is too long to be one"},
+        {"row": 5, "error": "amount '" + "1" * 60 + "…' (500 characters) is not a number"},
+    ]
+    _, errors = calc((huge, "1", "kWh"), lookup=NoLookups())
+    assert len(errors[0]["error"]) < 200

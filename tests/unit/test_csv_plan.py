@@ -282,3 +282,37 @@ def test_a_stray_quote_inside_an_unquoted_field_is_a_plain_character(block_size)
         rows = parsed.frame.itertuples(index=False)
         got += [(int(n), list(row)) for n, row in zip(parsed.row_numbers, rows, strict=True)]
     assert got == [(i + 2, row) for i, row in enumerate(expected)]
+
+
+def test_lines_ended_by_cr_alone_are_named():
+    with pytest.raises(InputError, match=r"carriage return \(CR\) alone"):
+        plan_csv([b"id,qty\r1,2\r3,4\r"], "utf-8", 10)
+    blocks = (b"a,b\r" * 16384 for _ in range(20))  # past the 1 MiB a header may take
+    with pytest.raises(InputError, match=r"carriage return \(CR\) alone"):
+        plan_csv(blocks, "utf-8", 10)
+    # a one-line file ending in CR is only a header
+    assert plan_csv([b"id,qty\r"], "utf-8", 10).data_rows == 0
+
+
+def test_more_columns_than_excel_has_are_refused():
+    at_most = ",".join(f"c{i}" for i in range(16_384))
+    assert plan_csv([f"{at_most}\n{at_most}\n".encode()], "utf-8", 1 << 20).data_rows == 1
+    wider = ",".join(f"c{i}" for i in range(20_000))
+    with pytest.raises(InputError, match=r"the header has 20,000 columns; Sluice reads at most 16,384"):
+        plan_csv([f"{wider}\n1\n".encode()], "utf-8", 1 << 20)
+    # quoted delimiters are not columns
+    quoted = ",".join(f'"a,{i}"' for i in range(9000))
+    assert plan_csv([f"{quoted}\n1\n".encode()], "utf-8", 1 << 20).data_rows == 1
+
+
+def test_a_cr_inside_a_quoted_field_is_no_line_end():
+    plan = plan_csv([b'"a\rb",c'], "utf-8", 10)
+    assert (plan.header, plan.data_rows) == ('"a\rb",c', 0)
+
+
+@pytest.mark.parametrize("block", [1, 2, 4096])
+def test_a_quoted_first_field_right_after_a_byte_order_mark_quotes(block):
+    data = '\ufeff"first\nname",age\nann,3\nbob,4\n'.encode()
+    plan = plan_csv([data[i:i + block] for i in range(0, len(data), block)], "utf-8-sig", 1)
+    assert plan.header == '\ufeff"first\nname",age'.encode().decode("utf-8-sig")
+    assert [(r.first_row, data[r.start:r.end]) for r in plan.ranges] == [(2, b"ann,3\n"), (3, b"bob,4\n")]

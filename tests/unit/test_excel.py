@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import defusedxml.ElementTree
+import openpyxl
+import openpyxl.xml.functions
 import pytest
 
 from chalicelib.jobs.model import InputError
 from chalicelib.sources.excel import iter_xlsx_rows, write_csv_chunks
 from chalicelib.sources.table import parse_csv_chunk
+from tests.corpus.make_corpus import replace_members
 from tests.support.files import corrupt_member, plain_zip, with_dimension, xlsx_bytes
 
 
@@ -174,3 +178,48 @@ def test_empty_sheet_and_header_only(book):
     assert (files, data_rows, rows) == ([], 0, [])
     files, data_rows, rows = chunks_of(book(xlsx_bytes([["a", "b"], [], [None]])), 10)
     assert data_rows == 0 and rows == []
+
+
+def test_a_value_a_million_rows_down_costs_no_million_rows_of_chunks(book):
+    rows = [["id", "v"]] + [[i, i * 2] for i in range(1, 6)]
+    path = book(xlsx_bytes(rows, cells={"B1048576": "far", "XFD1048576": "past the table"}))
+    files, data_rows, got = chunks_of(path, 100_000)
+    # The run of empty rows is not written: the last chunk starts at the far row.
+    assert [first for _, _, first in files] == [2, 1048576]
+    assert sum(data.count(b"\n") for _, data, _ in files) == 2 + 6
+    assert data_rows == 6
+    # Cells right of the header's last column are not the table's.
+    assert got[-1] == (1048576, ["", "far"])
+
+
+def test_short_runs_of_empty_rows_are_written_to_keep_the_numbers(book, monkeypatch):
+    monkeypatch.setattr("chalicelib.sources.excel.SKIPPED_BLANK_ROWS", 3)
+    path = book(xlsx_bytes([["id"], [1], [], [], [4], [], [], [], [8]]))
+    files, data_rows, got = chunks_of(path, 2)
+    assert got == [(2, ["1"]), (5, ["4"]), (9, ["8"])]
+    assert [first for _, _, first in files] == [2, 4, 9]  # rows 3-4 written, 6-8 skipped
+
+
+def test_a_header_wider_than_excel_allows_is_refused(book, monkeypatch):
+    monkeypatch.setattr("chalicelib.sources.excel.MAX_COLUMNS", 3)
+    with pytest.raises(InputError, match="the header has 4 columns; Sluice reads at most 3"):
+        chunks_of(book(xlsx_bytes([["a", "b", "c", "d"], [1, 2, 3, 4]])), 10)
+
+
+def test_openpyxl_parses_with_defusedxml():
+    assert openpyxl.DEFUSEDXML is True
+    # Sheets and shared strings are streamed with iterparse, which must be defusedxml's.
+    assert openpyxl.xml.functions.iterparse is defusedxml.ElementTree.iterparse
+
+
+def test_entities_the_prolog_check_cannot_see_are_refused_by_the_parser(book, monkeypatch):
+    # Behind 20 KB of comment, the DTD is past what check_xlsx_archive reads
+    # of each part: defusedxml, under openpyxl, must refuse it all the same.
+    laughs = ('<!DOCTYPE worksheet [<!ENTITY lol0 "lol">'
+              + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)) + "]>")
+    sheet = ('<?xml version="1.0"?><!--' + "x" * 20_000 + "-->" + laughs
+             + '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+             '<row r="1"><c r="A1" t="inlineStr"><is><t>&lol9;</t></is></c></row></sheetData></worksheet>')
+    data = replace_members(xlsx_bytes([["a"], [1]]), {"xl/worksheets/sheet1.xml": sheet.encode()})
+    with pytest.raises(InputError, match=r"read safely: its XML declares entities \(EntitiesForbidden"):
+        list(iter_xlsx_rows(book(data)))

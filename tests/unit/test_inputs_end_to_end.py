@@ -204,7 +204,7 @@ def _truncated_xlsx():
      'quote.csv: row 2: a quoted field starts here but its closing quote (") is missing'),
     ("name\nJos\xe9\n".encode("latin-1"), "bad.csv", {"encoding": "utf-8"},
      "bad.csv: every data row was rejected: row 2 has bytes that are not valid utf-8 text (byte 0xe9)"),
-])
+], ids=lambda value: value if isinstance(value, str) and "." in value else None)
 def test_unreadable_input_fails_with_a_clear_message(run_job, data, filename, options, message):
     ran = run_job(data, filename=filename, options=options, chunk_bytes=50)
     assert ran.job.status.value == "failed"

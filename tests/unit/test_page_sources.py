@@ -7,6 +7,8 @@ import io
 
 import img2pdf
 import numpy
+import pypdf
+import pypdfium2
 import pytest
 import tifffile
 from fpdf import FPDF
@@ -15,6 +17,7 @@ from PIL import Image, ImageDraw
 from chalicelib.jobs.memory import MemoryBlobStore
 from chalicelib.jobs.model import InputError
 from chalicelib.sources.pages import MAX_PAGES, PageError, open_batch, read_layout
+from tests.corpus.make_corpus import pdf_content_bomb, pdf_image_bomb
 
 COMPRESSIONS = ["raw", "tiff_lzw", "packbits", "group3", "group4", "jpeg", "tiff_adobe_deflate"]
 
@@ -188,3 +191,43 @@ def test_documents_past_the_page_limit_and_pdfs_that_are_not_say_so(monkeypatch)
     with pytest.raises(InputError, match="more than 5 pages"):
         read_layout(blobs, "long.tiff", "tiff")
     assert MAX_PAGES == 10_000
+
+
+def test_a_pdf_pdfium_cannot_parse_at_all_says_so_without_pdfiums_success_code():
+    empty = io.BytesIO()
+    pypdf.PdfWriter().write(empty)  # a page tree with no pages
+    blobs = MemoryBlobStore()
+    blobs.put("none.pdf", empty.getvalue())
+    with pytest.raises(InputError, match=r"^the PDF cannot be read \(Failed to load document") as refused:
+        read_layout(blobs, "none.pdf", "pdf")
+    # pdfium's last error can be stale: "Success" then says nothing true
+    assert "Success" not in str(refused.value)
+
+
+def test_pdfiums_stale_success_code_is_left_out_of_the_reason(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise pypdfium2.PdfiumError("Failed to load document (PDFium: Success).")
+
+    monkeypatch.setattr(pypdfium2, "PdfDocument", refuse)
+    blobs = MemoryBlobStore()
+    blobs.put("odd.pdf", b"%PDF-1.7\n")
+    with pytest.raises(InputError, match=r"^the PDF cannot be read \(Failed to load document\.\)$"):
+        read_layout(blobs, "odd.pdf", "pdf")
+
+
+def test_a_pdf_page_that_would_inflate_gigabytes_is_refused_before_pdfium_parses_it():
+    blobs = MemoryBlobStore()
+    blobs.put("content.pdf", pdf_content_bomb(300 * 2**20))
+    blobs.put("image.pdf", pdf_image_bomb(20_000, 20_000))
+    for key, words in (("content.pdf", r"page 1's content would inflate from [\d,]+ bytes to more than "
+                                       r"[\d,]+: a decompression bomb"),
+                       ("image.pdf", r"page 1 holds an image of 20,000 x 20,000 pixels \(400,000,000\), "
+                                     r"over the limit of 150,000,000")):
+        with open_batch(blobs, key, read_layout(blobs, key, "pdf").batch(1, 1), 150_000_000) as [page]:
+            with pytest.raises(PageError, match=words):
+                page.image()
+    # under the limits, the same pages are read
+    blobs.put("small.pdf", pdf_image_bomb(400, 300))
+    small = read_layout(blobs, "small.pdf", "pdf").batch(1, 1)
+    with open_batch(blobs, "small.pdf", small, 150_000_000) as [page]:
+        assert page.text_layer is None and page.image().size[0] == 2550  # Letter at 300 dpi

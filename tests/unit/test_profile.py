@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import json
 import statistics
+import warnings
 from fractions import Fraction
 
 import pandas as pd
@@ -500,3 +501,11 @@ def test_statistics_do_not_depend_on_the_cut(values, cuts):
 
 def test_missing_spellings_of_the_generator_are_all_missing():
     assert all(s.strip().lower() in MISSING for s in MISSING_SPELLINGS)
+
+
+def test_a_sum_past_the_largest_float_is_reported_without_a_warning(profile):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered" included
+        kind, stats, _, _ = one_column(profile, ["1.7976931348623157e308"] * 3)
+    assert kind == "float"
+    assert stats["sum"] is None and stats["avg"] is None and stats["count"] == 3

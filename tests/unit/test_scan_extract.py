@@ -11,6 +11,7 @@ import pytest
 from fpdf import FPDF
 
 from chalicelib.scan.extract import MAX_OFFICE_UNPACKED_BYTES, DocumentError, extract_text
+from tests.corpus.make_corpus import replace_members
 from tests.support.documents import docx_bytes, pdf_bytes, zip_bytes
 from tests.support.files import PNG_BYTES, binary_junk
 
@@ -88,7 +89,27 @@ def _bomb_docx() -> bytes:
     ("photo.png", PNG_BYTES, "need OCR"),
     ("junk.bin", binary_junk(), "binary data"),
     ("bomb.docx", _bomb_docx(), "zip bomb"),
-])
+], ids=lambda value: value if isinstance(value, str) and "." in value else "")
 def test_unreadable_documents_say_why(name, data, words):
     with pytest.raises(DocumentError, match=words):
         extract_text(name, data)
+
+
+def test_xml_bombs_in_office_documents_are_refused_and_said_so():
+    entities = ['<!ENTITY a0 "aaaaaaaaaa">'] + [f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 9)]
+    laughs = f'<!DOCTYPE w [{"".join(entities)}]>'
+    document = (laughs + "<w:document xmlns:w='x'>&a8;</w:document>").encode()
+    docx = replace_members(docx_bytes(["HOLE-1"]), {"word/document.xml": document})
+    with pytest.raises(DocumentError, match=r"Word document that cannot be read safely: word/document.xml "
+                                            r"declares XML entities"):
+        extract_text("bomb.docx", docx)
+
+
+def test_a_part_that_inflates_a_hundredfold_past_64_mib_is_a_zip_bomb():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", b"<w/>")
+        archive.writestr("word/media/fill.bin", bytes(65 * 2**20))
+    with pytest.raises(DocumentError, match=r"word/media/fill.bin would inflate from .* a zip bomb"):
+        extract_text("fill.docx", buffer.getvalue())

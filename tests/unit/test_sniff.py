@@ -3,18 +3,21 @@ text uses."""
 from __future__ import annotations
 
 import codecs
+import io
+import zipfile
 
 import pytest
 
 from chalicelib.jobs.model import InputError
+from chalicelib.sources.packages import check_xlsx_archive
 from chalicelib.sources.sniff import (
     TABLE_KINDS,
-    check_xlsx_archive,
     describe_kind,
     detect_encoding,
     is_ascii_compatible,
     sniff_kind,
 )
+from tests.support.documents import docx_bytes, zip_bytes
 from tests.support.files import (
     GZIP_BYTES,
     JPEG_BYTES,
@@ -30,6 +33,14 @@ from tests.support.files import (
 )
 
 SAMPLE = 64 * 1024
+
+
+def _stored_zip_of(document: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("reports/q3.docx", document)
+        archive.writestr("notes.txt", b"HOLE-1")
+    return buffer.getvalue()
 TEXT = "name,city,amount\nZoë,Köln,3.50\nJosé,São Paulo,4\n“Ann”,Łódź,€5\n"
 
 
@@ -49,8 +60,14 @@ def test_big_xlsx_is_known_from_its_first_64_kib():
 
 @pytest.mark.parametrize("data, kind", [
     (plain_zip(), "zip"),
-    (plain_zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w/>"}), "zip"),
+    (plain_zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w/>"}), "docx"),
+    (plain_zip({"[Content_Types].xml": b"<Types/>", "word/notes.txt": b"x"}), "zip"),
+    (plain_zip({"word/document.xml": b"<w/>"}), "zip"),  # a folder named word/ in a plain zip
+    (_stored_zip_of(docx_bytes(["x"])), "zip"),  # a zip of documents whose first is a Word file, stored
+    (zip_bytes([]), "zip"),  # nothing but the directory's end: PK\x05\x06
     (XLS_OLE_BYTES, "xls"),
+    (XLS_OLE_BYTES + "EncryptedPackage".encode("utf-16-le"), "encrypted_office"),
+    (XLS_OLE_BYTES + "WordDocument".encode("utf-16-le"), "doc"),
     (PDF_BYTES, "pdf"),
     (TIFF_LE_BYTES, "tiff"),
     (TIFF_BE_BYTES, "tiff"),
@@ -76,12 +93,25 @@ def test_text_with_many_control_characters_is_binary():
     assert sniff_kind(b"a,b\n" + b"\x01\x02\x03\x04" * 50) == "binary"
 
 
+def test_a_stray_nul_in_text_leaves_it_text_for_the_row_to_be_named():
+    rows = b"".join(b"%d,name %d\n" % (i, i) for i in range(200))
+    assert sniff_kind(b"id,name\n" + rows[:500] + b"\x00" + rows[500:]) == "csv"
+
+
+def test_text_padded_with_nul_bytes_is_text_and_nul_bytes_alone_are_not():
+    rows = b"id,score\n" + b"".join(b"%d,%d\n" % (i, i) for i in range(50))
+    assert sniff_kind(rows + bytes(5000)) == "csv"  # a crashed writer's padding
+    assert sniff_kind(bytes(5000)) == "binary"
+
+
 def test_table_kinds_and_descriptions():
     assert TABLE_KINDS == ("csv", "xlsx")
     assert "PDF" in describe_kind("pdf")
     assert ".xls" in describe_kind("xls")
     assert describe_kind("binary") == "binary data"
-    assert describe_kind("csv") == "csv"
+    assert describe_kind("csv") == "text"
+    assert "password" in describe_kind("encrypted_office")
+    assert describe_kind("docx") == "a Word document"
 
 
 # -- encodings ----------------------------------------------------------------

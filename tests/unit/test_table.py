@@ -205,3 +205,12 @@ def test_ragged_rows_against_the_csv_module(delimiter, width, shapes, data):
     assert [r["row"] for r in parsed.rejected] == reject
     for r in parsed.rejected:
         assert r["error"].startswith(f"row {r['row']} has ")
+
+
+def test_a_nul_byte_rejects_its_row_and_keeps_the_others():
+    data = b"1,ok\n2,o\x00k\n3,ok\n" + bytes(40)  # and the NUL padding a crashed writer leaves
+    p = parse_csv_chunk(data, "utf-8", ",", "a,b", 2)
+    assert rows_of(p) == [(2, ["1", "ok"]), (4, ["3", "ok"])]
+    assert [r["row"] for r in p.rejected] == [3, 5]
+    assert p.rejected[0]["error"] == ("row 3 holds a NUL byte (0x00), which text never holds: the file "
+                                      "may be damaged here")

@@ -87,3 +87,12 @@ def test_neighbours_share_a_read_and_gaps_or_the_size_cap_split_them():
 def test_a_member_round_trips_through_a_chunk_message():
     member = ZipMember(1, 2, 8, 0, 3, 4, 5)
     assert ZipMember.from_message(member.to_message()) == member
+
+
+def test_an_empty_zip_lists_nothing():
+    assert _listed(_zip([])) == {}
+
+
+def test_names_written_with_backslashes_or_leading_dots_are_documents():
+    data = _zip([("..\\..\\win.ini", b"A", 8), ("../../etc/passwd", b"B", 8), (".\\.hidden", b"C", 8)])
+    assert list(_listed(data)) == ["..\\..\\win.ini", "../../etc/passwd"]
