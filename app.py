@@ -7,14 +7,17 @@ import logging
 import time
 from urllib.parse import unquote_plus
 
-from chalice import Chalice, Response
+from chalice import AuthResponse, Chalice, Rate, Response
 
-from chalicelib import api, dashboard
+from chalicelib import api, auth, dashboard
 from chalicelib.adapters.dynamodb import job_change_from_stream
 from chalicelib.events import run_sqs_batch
+from chalicelib.jobs.dead_letters import give_up_on_aggregation, give_up_on_chunk
 from chalicelib.jobs.dispatch import handle_uploaded_object
 from chalicelib.jobs.finish import aggregate_job
+from chalicelib.jobs.lifecycle import queue_claimed_aggregations
 from chalicelib.jobs.model import ChunkTask
+from chalicelib.jobs.sweeper import sweep_stalled_jobs
 from chalicelib.jobs.work import run_chunk
 from chalicelib.live import service as live
 from chalicelib.notify.delivery import deliver_callback
@@ -59,61 +62,93 @@ def list_processors():
     return _reply(api.list_processors())
 
 
+# -- who is asking ----------------------------------------------------------------
+# Every job route needs `Authorization: Bearer <key>`; the key names its
+# tenant, and a tenant sees its own jobs only. API Gateway caches the answer
+# for the ttl per key (a revoked key works that much longer).
+
+@app.authorizer(ttl_seconds=300)
+def api_key(auth_request):
+    key = auth.authenticate(get_pipeline().keys, auth.bearer_token(auth_request.token), int(time.time()))
+    if key is None:
+        return AuthResponse(routes=[], principal_id="anonymous")
+    return AuthResponse(routes=["*"], principal_id=key.tenant,
+                        context={"tenant": key.tenant, "key_id": key.key_id})
+
+
+def _tenant() -> str:
+    return app.current_request.context["authorizer"]["tenant"]
+
+
 # -- REST --------------------------------------------------------------------
 
-@app.route("/jobs", methods=["POST"], content_types=UPLOAD_TYPES)
+@app.route("/jobs", methods=["POST"], content_types=UPLOAD_TYPES, authorizer=api_key)
 def create_job():
     request = app.current_request
     return _reply(api.create_job_from_body(
         get_pipeline(), request.raw_body or b"", request.query_params or {},
-        request.headers.get("content-type", ""),
+        request.headers.get("content-type", ""), _tenant(),
     ))
 
 
-@app.route("/uploads", methods=["POST"])
+@app.route("/uploads", methods=["POST"], authorizer=api_key)
 def create_upload():
-    return _reply(api.create_presigned_upload(get_pipeline(), app.current_request.json_body))
+    return _reply(api.create_presigned_upload(get_pipeline(), app.current_request.json_body, _tenant()))
 
 
 # Status and result queries are counted per client (seed 000): above the
 # limit the answer is 429 with Retry-After, before any other work is done.
 def _throttled(answer):
-    request = app.current_request
-    return _reply(api.throttle(get_pipeline(), api.client_id(request.headers, request.context))
-                  or answer())
+    return _reply(api.throttle(get_pipeline(), api.client_id(app.current_request.context)) or answer())
 
 
-@app.route("/jobs", methods=["GET"])
+@app.route("/jobs", methods=["GET"], authorizer=api_key)
 def list_jobs():
-    return _throttled(lambda: api.list_jobs(get_pipeline(), app.current_request.query_params or {}))
+    query = app.current_request.query_params or {}
+    return _throttled(lambda: api.list_jobs(get_pipeline(), query, _tenant()))
 
 
-@app.route("/jobs/{job_id}", methods=["GET"])
+@app.route("/jobs/{job_id}", methods=["GET"], authorizer=api_key)
 def get_job(job_id):
-    return _throttled(lambda: api.get_job(get_pipeline(), job_id))
+    return _throttled(lambda: api.get_job(get_pipeline(), job_id, _tenant()))
 
 
-@app.route("/jobs/{job_id}/result", methods=["GET"])
+@app.route("/jobs/{job_id}/result", methods=["GET"], authorizer=api_key)
 def get_result(job_id):
-    return _throttled(lambda: api.get_result(get_pipeline(), job_id))
+    link_only = (app.current_request.query_params or {}).get("link") in ("1", "true")
+    return _throttled(lambda: api.get_result(get_pipeline(), job_id, _tenant(), link_only))
 
 
-@app.route("/jobs/{job_id}/report", methods=["GET"])
+def _download(job_id, name):
+    request = app.current_request
+    link_only = (request.query_params or {}).get("link") in ("1", "true")
+    return _throttled(lambda: api.get_download(get_pipeline(), job_id, name, _tenant(),
+                                               request.headers.get("accept", ""), link_only))
+
+
+@app.route("/jobs/{job_id}/report", methods=["GET"], authorizer=api_key)
 def get_report(job_id):
-    accept = app.current_request.headers.get("accept", "")
-    return _throttled(lambda: api.get_report(get_pipeline(), job_id, accept))
+    return _download(job_id, "report")
 
 
-@app.route("/jobs/{job_id}/rows", methods=["GET"])
+@app.route("/jobs/{job_id}/rows", methods=["GET"], authorizer=api_key)
 def get_rows(job_id):
-    accept = app.current_request.headers.get("accept", "")
-    return _throttled(lambda: api.get_rows(get_pipeline(), job_id, accept))
+    return _download(job_id, "rows")
 
 
-@app.route("/jobs/{job_id}/pdf", methods=["GET"])
+@app.route("/jobs/{job_id}/pdf", methods=["GET"], authorizer=api_key)
 def get_pdf(job_id):
-    accept = app.current_request.headers.get("accept", "")
-    return _throttled(lambda: api.get_pdf(get_pipeline(), job_id, accept))
+    return _download(job_id, "pdf")
+
+
+@app.route("/jobs/{job_id}/retry", methods=["POST"], authorizer=api_key)
+def retry_job(job_id):
+    return _reply(api.retry_job(get_pipeline(), job_id, _tenant()))
+
+
+@app.route("/jobs/{job_id}", methods=["DELETE"], authorizer=api_key)
+def cancel_job(job_id):
+    return _reply(api.cancel_job(get_pipeline(), job_id, _tenant()))
 
 
 # -- events --------------------------------------------------------------------
@@ -137,13 +172,34 @@ def handle_aggregate_message(event):
     return run_sqs_batch(event, lambda body: aggregate_job(get_pipeline(), body["job_id"]))
 
 
+# Messages the queues gave up on (maxReceiveCount deliveries): the chunk is
+# failed with the last error its worker noted, or the job, for an aggregation.
+@app.on_sqs_message(queue=settings.work_dlq, batch_size=10)
+def handle_work_dead_letter(event):
+    return run_sqs_batch(event, lambda body: give_up_on_chunk(get_pipeline(), body))
 
-# A job record changed: announce final statuses on the results queue and to
-# the job's callback, whichever path ended the job.
+
+@app.on_sqs_message(queue=settings.aggregate_dlq, batch_size=10)
+def handle_aggregate_dead_letter(event):
+    return run_sqs_batch(event, lambda body: give_up_on_aggregation(get_pipeline(), body))
+
+
+# Jobs that stopped moving are moved on or failed with a reason.
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def handle_sweep_timer(event):
+    sweep_stalled_jobs(get_pipeline())
+
+
+
+# A job record changed: queue again (delayed) any aggregation a worker claimed,
+# in case it died before queueing it; announce final statuses on the results
+# queue and to the job's callback, whichever path ended the job; and push
+# live progress.
 @app.on_dynamodb_record(stream_arn=settings.table_stream_arn, batch_size=100,
                         starting_position="LATEST")
 def handle_job_change(event):
     changes = [job_change_from_stream(r.to_dict()) for r in event]
+    queue_claimed_aggregations(get_pipeline(), changes)
     announce_final_statuses(get_pipeline(), changes)
     live.announce_job_changes(get_pipeline(), changes)
 
@@ -159,9 +215,12 @@ def handle_callback_message(event):
 
 @app.on_ws_connect()
 def ws_connect(event):
-    context = event.to_dict()["requestContext"]
-    live.connect(get_pipeline(), event.connection_id,
-                 (context.get("identity") or {}).get("sourceIp", ""), int(time.time()))
+    raw = event.to_dict()
+    accepted = live.connect(get_pipeline(), event.connection_id,
+                            (raw["requestContext"].get("identity") or {}).get("sourceIp", ""),
+                            (raw.get("queryStringParameters") or {}).get("api_key"), int(time.time()))
+    if not accepted:  # API Gateway refuses the connection: no socket is opened
+        return Response(body={"message": "Forbidden: connect with ?api_key=<key>"}, status_code=403)
 
 
 @app.on_ws_message()

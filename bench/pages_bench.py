@@ -49,6 +49,7 @@ def baseline(path: Path) -> tuple[float, list[int]]:
 def through_the_stack(path: Path, workers: int) -> tuple[float, dict, dict[str, int]]:
     from chalicelib import wiring
     from local_cloud.cloud import LAMBDA_ACCESS_KEY, LocalCloud
+    from tests.support.authed import ApiSession
     from tests.support.http_jobs import wait_final
 
     with LocalCloud(aws_port=0, api_port=0, ws_port=0, workers=workers, log_level=logging.WARNING) as cloud:
@@ -56,12 +57,13 @@ def through_the_stack(path: Path, workers: int) -> tuple[float, dict, dict[str, 
         ledger = f"{cloud.aws_url}/_sluice/calls"
         requests.delete(ledger, timeout=10)
         started = time.perf_counter()
-        created = requests.post(f"{cloud.api_url}/uploads", timeout=30,
-                                json={"filename": path.name, "processor": "pages"}).json()
+        http = ApiSession(cloud.api_url, cloud.api_key)
+        created = http.post(f"{cloud.api_url}/uploads", timeout=30,
+                            json={"filename": path.name, "processor": "pages"}).json()
         with path.open("rb") as data:
             requests.post(created["upload"]["url"], data=created["upload"]["fields"], timeout=600,
                           files={"file": (path.name, data, "image/tiff")}).raise_for_status()
-        job = wait_final(cloud.api_url, created["job_id"], timeout=3600)
+        job = wait_final(http, created["job_id"], timeout=3600)
         seconds = time.perf_counter() - started
         calls = Counter()
         for call in requests.get(ledger, timeout=10).json()["calls"]:

@@ -34,6 +34,7 @@ from bench.generate import write_csv
 from chalicelib import wiring
 from local_cloud import LocalCloud
 from local_cloud.cloud import LAMBDA_ACCESS_KEY, PUMP_ACCESS_KEY
+from tests.support.authed import ApiSession
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -103,20 +104,21 @@ def run_pipeline(path: Path, rows: int, workers: int, processor: str = "profile"
     with LocalCloud(aws_port=0, api_port=0, ws_port=0, workers=workers, log_level=logging.WARNING) as cloud:
         wiring.reset()  # the in-process API must build clients for this cloud's endpoint
         api = cloud.api_url
+        http = ApiSession(api, cloud.api_key)
         ledger_url = f"{cloud.aws_url}/_sluice/calls"
         with RssSampler() as sampler:
             requests.delete(ledger_url, timeout=10)
             started = time.perf_counter()
-            created = requests.post(f"{api}/uploads", json={"filename": path.name, "processor": processor},
+            created = http.post(f"{api}/uploads", json={"filename": path.name, "processor": processor},
                                     timeout=30).json()
             upload = created["upload"]
             with path.open("rb") as fh:
                 posted = requests.post(upload["url"], data=upload["fields"],
                                        files={"file": (path.name, fh)}, timeout=600)
             posted.raise_for_status()
-            job = _wait_final(api, created["job_id"])
+            job = _wait_final(http, created["job_id"])
             seconds = time.perf_counter() - started
-        result = requests.get(f"{api}/jobs/{created['job_id']}/result", timeout=60).json()
+        result = http.get(f"{api}/jobs/{created['job_id']}/result", timeout=60).json()
         calls = requests.get(ledger_url, timeout=10).json()["calls"]
     # Counted: what the job's handlers did. Apart: the pump's polling (AWS's
     # event source mappings poll for free), the API answering the status polls
@@ -141,10 +143,10 @@ def run_pipeline(path: Path, rows: int, workers: int, processor: str = "profile"
     return run, result
 
 
-def _wait_final(api: str, job_id: str, timeout: float = 1800) -> dict:
+def _wait_final(http: ApiSession, job_id: str, timeout: float = 1800) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        resp = requests.get(f"{api}/jobs/{job_id}", timeout=30)
+        resp = http.get(f"{http.api_url}/jobs/{job_id}", timeout=30)
         if resp.status_code == 429:  # throttled, as a well-behaved client waits
             time.sleep(float(resp.headers.get("Retry-After", "1")))
             continue

@@ -31,6 +31,8 @@ from typing import Any
 import requests
 from websockets.sync.client import connect
 
+from tests.support.authed import ApiSession
+
 RESULTS = Path(__file__).resolve().parent / "results"
 CODES = [f"HOLE-{n}" for n in range(1, 41)]
 
@@ -42,12 +44,13 @@ class LiveScan:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
 
-def live_scan(api_url: str, ws_url: str, archive: bytes, codes: list[str],
+def live_scan(http: ApiSession, ws_url: str, archive: bytes, codes: list[str],
               timeout: float = 1800, grace: float = 1.0) -> LiveScan:
-    """Create the job, follow it over the WebSocket, upload the zip, and keep
-    every message for the job until COMPLETE or ERROR (and `grace` seconds
-    more, so a match pushed a moment after the end would still be seen)."""
-    created = requests.post(f"{api_url}/uploads", timeout=30, json={
+    """Create the job, follow it over the WebSocket (`ws_url` with its
+    ?api_key=), upload the zip, and keep every message for the job until
+    COMPLETE or ERROR (and `grace` seconds more, so a match pushed a moment
+    after the end would still be seen)."""
+    created = http.post(f"{http.api_url}/uploads", timeout=30, json={
         "filename": "documents.zip", "processor": "scan", "options": {"target_hole_codes": codes}})
     created.raise_for_status()
     job_id, upload = created.json()["job_id"], created.json()["upload"]
@@ -142,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         wiring.reset()
         ledger_url = f"{cloud.aws_url}/_sluice/calls"
         requests.delete(ledger_url, timeout=10)
-        scan = live_scan(cloud.api_url, cloud.ws_url, archive, CODES)
+        scan = live_scan(ApiSession(cloud.api_url, cloud.api_key), f"{cloud.ws_url}/?api_key={cloud.api_key}",
+                         archive, CODES)
         complete = check_sequence(scan, {**expected, **{name: [] for name in corpus.broken}})
         # What the job's handlers asked of AWS (not the pump's polling, which
         # event source mappings do for free, nor this script's upload).

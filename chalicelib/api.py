@@ -1,19 +1,24 @@
 """What the REST routes do, apart from Chalice: each function takes plain
-arguments and returns (HTTP status, JSON body[, headers])."""
+arguments and returns (HTTP status, JSON body[, headers]).
+
+Every route that touches a job takes the caller's tenant (from its API key):
+a job of another tenant answers exactly as a job that does not exist."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from .jobs import outputs
+from .jobs.cancel import cancel_open_job
 from .jobs.dispatch import new_job, store_upload, upload_metadata
-from .jobs.model import InputError, Job, JobNotFoundError, JobStatus, job_links
+from .jobs.model import InputError, Job, JobConflictError, JobNotFoundError, JobStatus, job_links
 from .jobs.pipeline import Pipeline
+from .jobs.retry import retry_failed_chunks
 from .limits.limiter import RateLimiter
 from .processors import get_processor, processor_names
+from .sources.sniff import SAMPLE_BYTES, describe_kind, sniff_kind
 
 Response = tuple[int, dict[str, Any]]
 
@@ -23,7 +28,7 @@ INLINE_RESULT_BYTES = 5 * 1024 * 1024
 
 
 def create_job_from_body(pipe: Pipeline, body: bytes, query: Mapping[str, str],
-                         content_type: str) -> Response:
+                         content_type: str, tenant: str) -> Response:
     limit = pipe.settings.api_max_body_bytes
     if len(body) > limit:
         return 413, {
@@ -35,12 +40,33 @@ def create_job_from_body(pipe: Pipeline, body: bytes, query: Mapping[str, str],
         return 400, {"error": "the request body is empty; send the file as the raw body"}
     try:
         options = _options_from_query(query)
-        job = new_job(pipe, query.get("filename", ""), query.get("processor") or "profile", options,
+        processor = query.get("processor") or "profile"
+        refused = _refused_content(processor, body)
+        if refused:
+            return 422, {"error": refused}
+        job = new_job(pipe, query.get("filename", ""), processor, options, tenant=tenant,
                       callback_url=query.get("callback_url"))
     except InputError as exc:
         return 400, {"error": str(exc)}
     store_upload(pipe, job, body, content_type)
     return 202, {"job_id": job.job_id, "status": job.status.value, "links": job_links(job.job_id)}
+
+
+# What the bytes of an accepted file are, in words.
+_KIND_WORDS = {"csv": "CSV or text", "xlsx": "an Excel workbook (.xlsx)", "zip": "a zip archive",
+               "tiff": "a TIFF image", "pdf": "a PDF document"}
+
+
+def _refused_content(processor_name: str, body: bytes) -> str | None:
+    """Why the body is not a file the processor reads, judged by its first
+    bytes (never its name or Content-Type), or None when it is one."""
+    processor = get_processor(processor_name)
+    kind = sniff_kind(body[:SAMPLE_BYTES])
+    if kind in processor.input_kinds:
+        return None
+    wanted = " or ".join(_KIND_WORDS[k] for k in processor.input_kinds)
+    found = _KIND_WORDS.get(kind) or describe_kind(kind)
+    return f"the file is {found}; the {processor_name} processor reads {wanted}"
 
 
 def _options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
@@ -56,7 +82,7 @@ def _options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
     return options
 
 
-def create_presigned_upload(pipe: Pipeline, request: Any) -> Response:
+def create_presigned_upload(pipe: Pipeline, request: Any, tenant: str) -> Response:
     if not isinstance(request, dict):
         return 400, {"error": 'send a JSON object: {"filename": ..., "processor": ..., "options": {...}}'}
     options = request.get("options") or {}
@@ -64,7 +90,7 @@ def create_presigned_upload(pipe: Pipeline, request: Any) -> Response:
         return 400, {"error": "'options' must be a JSON object"}
     try:
         job = new_job(pipe, request.get("filename", ""), request.get("processor") or "profile", options,
-                      callback_url=request.get("callback_url"))
+                      tenant=tenant, callback_url=request.get("callback_url"))
     except InputError as exc:
         return 400, {"error": str(exc)}
     seconds = pipe.settings.presign_seconds
@@ -79,11 +105,22 @@ def create_presigned_upload(pipe: Pipeline, request: Any) -> Response:
     }
 
 
-def get_job(pipe: Pipeline, job_id: str) -> Response:
+def own_job(pipe: Pipeline, job_id: str, tenant: str) -> Job | Response:
+    """The tenant's job, or the 404 that a missing job gets: another
+    tenant's job is not there for this caller."""
     try:
         job = pipe.store.get_job(job_id)
-    except JobNotFoundError as exc:
-        return 404, {"error": str(exc)}
+    except JobNotFoundError:
+        job = None
+    if job is None or job.tenant != tenant:
+        return 404, {"error": f"no job with id {job_id!r}"}
+    return job
+
+
+def get_job(pipe: Pipeline, job_id: str, tenant: str) -> Response:
+    job = own_job(pipe, job_id, tenant)
+    if not isinstance(job, Job):
+        return job
     body = job.to_public()
     # A processor may show the job in its seed's own terms too (pages: seed
     # 002's METADATA and BATCH#n records, from the job's chunk records).
@@ -100,12 +137,12 @@ def _processor_or_none(name: str) -> Any:
         return None
 
 
-def list_jobs(pipe: Pipeline, query: Mapping[str, str]) -> Response:
+def list_jobs(pipe: Pipeline, query: Mapping[str, str], tenant: str) -> Response:
     try:
         limit = min(max(int(query.get("limit", 50)), 1), 200)
     except ValueError:
         return 400, {"error": "'limit' must be a whole number"}
-    jobs = pipe.store.list_jobs(limit=limit)
+    jobs = pipe.store.list_jobs(limit=limit, tenant=tenant)
     return 200, {"jobs": [job.to_public() for job in jobs], "processors": processor_names()}
 
 
@@ -129,13 +166,12 @@ def _describe(processor: Any) -> dict[str, Any]:
             "item_label": getattr(processor, "item_label", "chunks"), "options": options}
 
 
-def _finished_job(pipe: Pipeline, job_id: str, what: str) -> Job | Response:
-    """The job if it completed; otherwise the answer that says why `what`
-    is not there (404 unknown, 409 not final, 422 failed, 410 cancelled)."""
-    try:
-        job = pipe.store.get_job(job_id)
-    except JobNotFoundError as exc:
-        return 404, {"error": str(exc)}
+def _finished_job(pipe: Pipeline, job_id: str, what: str, tenant: str) -> Job | Response:
+    """The tenant's job if it completed; otherwise the answer that says why
+    `what` is not there (404 unknown, 409 not final, 422 failed, 410 cancelled)."""
+    job = own_job(pipe, job_id, tenant)
+    if not isinstance(job, Job):
+        return job
     if not job.status.is_final:
         return 409, {
             "error": f"job {job_id} is {job.status.value}; its {what} is ready when it is final",
@@ -149,40 +185,40 @@ def _finished_job(pipe: Pipeline, job_id: str, what: str) -> Job | Response:
     return job
 
 
-def get_result(pipe: Pipeline, job_id: str) -> Response | tuple[int, dict, dict]:
-    job = _finished_job(pipe, job_id, "result")
+def get_result(pipe: Pipeline, job_id: str, tenant: str,
+               link_only: bool = False) -> Response | tuple[int, dict, dict]:
+    """The result JSON itself, or a 303 to a presigned link when it is too
+    big for a response; with `link_only` (?link=1), the link in a 200 body."""
+    job = _finished_job(pipe, job_id, "result", tenant)
     if not isinstance(job, Job):
         return job
-    size = pipe.blobs.head(job.result_key).size
-    if size > INLINE_RESULT_BYTES:
-        url = pipe.blobs.presign_get(job.result_key, pipe.settings.presign_seconds)
-        return 303, {"job_id": job_id, "status": job.status.value, "download_url": url}, {"Location": url}
+    if link_only or pipe.blobs.head(job.result_key).size > INLINE_RESULT_BYTES:
+        seconds = pipe.settings.presign_seconds
+        filename = outputs.download_name(job, "result.json")
+        url = pipe.blobs.presign_get(job.result_key, seconds, filename=filename)
+        body = {"job_id": job_id, "status": job.status.value, "download_url": url, "filename": filename,
+                "expires_in": seconds}
+        return (200, body, {}) if link_only else (303, body, {"Location": url})
     return 200, json.loads(pipe.blobs.get(job.result_key))
 
 
 XLSX = outputs.XLSX
 
 
-def get_report(pipe: Pipeline, job_id: str, accept: str) -> tuple[int, Any, dict[str, str]]:
-    """The Excel report: a 302 to a presigned S3 link, or the bytes when the
-    caller asks for the spreadsheet type in Accept and it fits a response."""
-    return _download(pipe, job_id, "report", XLSX, accept, "report.xlsx")
+# The job's files, by route name: (media type, download name suffix).
+DOWNLOADS = {"report": (XLSX, "report.xlsx"), "rows": ("text/csv", "rows.csv"),
+             "pdf": ("application/pdf", "npi.pdf")}
 
 
-def get_rows(pipe: Pipeline, job_id: str, accept: str) -> tuple[int, Any, dict[str, str]]:
-    """Every row's output as one CSV (processors that answer per row)."""
-    return _download(pipe, job_id, "rows", "text/csv", accept, "rows.csv")
-
-
-def get_pdf(pipe: Pipeline, job_id: str, accept: str) -> tuple[int, Any, dict[str, str]]:
-    """The PDF a pages job made (options.pdf): the NPI pages listed in front
-    of the document's own pages."""
-    return _download(pipe, job_id, "pdf", "application/pdf", accept, "npi.pdf")
-
-
-def _download(pipe: Pipeline, job_id: str, name: str, media_type: str, accept: str,
-              suffix: str) -> tuple[int, Any, dict[str, str]]:
-    job = _finished_job(pipe, job_id, name)
+def get_download(pipe: Pipeline, job_id: str, name: str, tenant: str, accept: str = "",
+                 link_only: bool = False) -> tuple[int, Any, dict[str, str]]:
+    """One of the job's files (the Excel report, every row's output as CSV,
+    a pages job's PDF): a 302 to a presigned S3 link; the bytes when the
+    caller asks for the file's type in Accept and it fits a response; or,
+    with `link_only` (?link=1), the link in a 200 JSON body, for a browser
+    that must send its key to the API but cannot send it to S3."""
+    media_type, suffix = DOWNLOADS[name]
+    job = _finished_job(pipe, job_id, name, tenant)
     if not isinstance(job, Job):
         return (*job, {})
     key = job.outputs.get(name)
@@ -195,18 +231,47 @@ def _download(pipe: Pipeline, job_id: str, name: str, media_type: str, accept: s
             return 200, pipe.blobs.get(key), {
                 "Content-Type": media_type,
                 "Content-Disposition": f'attachment; filename="{filename}"'}
-    url = pipe.blobs.presign_get(key, pipe.settings.presign_seconds, filename=filename)
-    return 302, {"job_id": job_id, "download_url": url}, {"Location": url}
+    seconds = pipe.settings.presign_seconds
+    url = pipe.blobs.presign_get(key, seconds, filename=filename)
+    body = {"job_id": job_id, "download_url": url, "filename": filename, "expires_in": seconds}
+    return (200, body, {}) if link_only else (302, body, {"Location": url})
+
+
+# -- retry and cancel ---------------------------------------------------------
+
+def retry_job(pipe: Pipeline, job_id: str, tenant: str) -> Response:
+    """Run a finished job's failed chunks again (409 says why it cannot)."""
+    job = own_job(pipe, job_id, tenant)
+    if not isinstance(job, Job):
+        return job
+    try:
+        reopened, chunks = retry_failed_chunks(pipe, job)
+    except JobConflictError as exc:
+        return 409, {"error": str(exc), "status": job.status.value}
+    return 202, {"job_id": job_id, "status": reopened.status.value, "chunks_retried": chunks,
+                 "links": job_links(job_id)}
+
+
+def cancel_job(pipe: Pipeline, job_id: str, tenant: str) -> Response:
+    """Cancel a job that has not ended (409 for one that has)."""
+    job = own_job(pipe, job_id, tenant)
+    if not isinstance(job, Job):
+        return job
+    try:
+        cancelled = cancel_open_job(pipe, job)
+    except JobConflictError as exc:
+        return 409, {"error": str(exc), "status": pipe.store.get_job(job_id).status.value}
+    return 200, cancelled.to_public()
 
 
 # -- throttling -------------------------------------------------------------
 
-def client_id(headers: Mapping[str, str], context: Mapping[str, Any] | None) -> str:
-    """Who is asking: the API key when the caller sends one (hashed, so no
-    key is stored), else the source address API Gateway saw."""
-    key = headers.get("x-api-key")
-    if key:
-        return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+def client_id(context: Mapping[str, Any] | None) -> str:
+    """Who is asking: the API key the authorizer accepted (by its id, never
+    the key itself), else the source address API Gateway saw."""
+    key_id = ((context or {}).get("authorizer") or {}).get("key_id")
+    if key_id:
+        return f"key-{key_id}"
     identity = (context or {}).get("identity") or {}
     return "ip-" + str(identity.get("sourceIp") or "unknown")
 

@@ -75,6 +75,33 @@ class Settings:
     # A page with more pixels than this is refused before it is decoded (a
     # page bomb): 150 megapixels is an A0 sheet at 300 dpi.
     max_page_pixels: int
+    # -- failure handling (infra/template.yaml and .chalice/config.json hold the
+    # same figures; tests/unit/test_failure_settings.py keeps them together) --
+    # The dead-letter queues of the work and aggregate queues, which the app
+    # listens to: a message there has used up its deliveries.
+    work_dlq: str
+    aggregate_dlq: str
+    # The work and aggregate queues' maxReceiveCount.
+    queue_max_receives: int
+    # The work queue's visibility timeout: how long a delivery may take before
+    # the message is delivered again.
+    work_visibility_s: int
+    # The dispatcher's and the aggregator's Lambda timeouts.
+    dispatch_timeout_s: int
+    aggregate_timeout_s: int
+    # How often the sweeper re-sends a stalled job's pending chunks before it
+    # fails them as lost.
+    sweep_resends: int
+    # Days files live under work/ (a failed job can be retried one day less),
+    # uploads/ and results/ (S3 lifecycle rules, from the stack's parameters).
+    work_files_days: int
+    upload_files_days: int
+    result_files_days: int
+    # The tenant of files dropped into uploads/ without a `tenant` metadata
+    # (local_cloud: the tenant of the key it prints).
+    default_tenant: str
+    # How long an issued API key lives.
+    api_key_days: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -107,6 +134,18 @@ class Settings:
             presign_seconds=_int("SLUICE_PRESIGN_SECONDS", 3600),
             ocr_engine=os.environ.get("SLUICE_OCR_ENGINE", "tesseract"),
             max_page_pixels=_int("SLUICE_MAX_PAGE_PIXELS", 150_000_000),
+            work_dlq=os.environ.get("SLUICE_WORK_DLQ", "sluice-local-work-dlq"),
+            aggregate_dlq=os.environ.get("SLUICE_AGGREGATE_DLQ", "sluice-local-aggregate-dlq"),
+            queue_max_receives=_int("SLUICE_QUEUE_MAX_RECEIVES", 5),
+            work_visibility_s=_int("SLUICE_WORK_VISIBILITY_S", 360),
+            dispatch_timeout_s=_int("SLUICE_DISPATCH_TIMEOUT_S", 900),
+            aggregate_timeout_s=_int("SLUICE_AGGREGATE_TIMEOUT_S", 900),
+            sweep_resends=_int("SLUICE_SWEEP_RESENDS", 2),
+            work_files_days=_int("SLUICE_WORK_FILES_DAYS", 7),
+            upload_files_days=_int("SLUICE_UPLOAD_FILES_DAYS", 14),
+            result_files_days=_int("SLUICE_RESULT_FILES_DAYS", 14),
+            default_tenant=os.environ.get("SLUICE_DEFAULT_TENANT", "default"),
+            api_key_days=_int("SLUICE_API_KEY_DAYS", 365),
         )
 
 

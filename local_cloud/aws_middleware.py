@@ -64,7 +64,7 @@ class AwsMiddleware:
                 # Drain the response inside the lock: the write is only done
                 # when moto has produced its answer.
                 return list(self._app(environ, start_response))
-        return self._app(environ, start_response)
+        return self._app(environ, _with_disposition(environ, start_response))
 
     def _serve_ledger(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "DELETE":
@@ -73,6 +73,21 @@ class AwsMiddleware:
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(body)))])
         return [body]
+
+
+def _with_disposition(environ: dict, start_response: Callable) -> Callable:
+    """S3 answers a presigned GET with the Content-Disposition its link asks
+    for (`response-content-disposition`), so a browser saves the file under
+    its name; moto ignores it. This adds it, for GETs that ask."""
+    asked = parse_qs(environ.get("QUERY_STRING", "")).get("response-content-disposition")
+    if environ.get("REQUEST_METHOD") != "GET" or not asked:
+        return start_response
+
+    def respond(status: str, headers: list[tuple[str, str]], *exc_info: Any):
+        kept = [(k, v) for k, v in headers if k.lower() != "content-disposition"]
+        return start_response(status, [*kept, ("Content-Disposition", asked[0])], *exc_info)
+
+    return respond
 
 
 def _caller(environ: dict) -> tuple[str, str]:

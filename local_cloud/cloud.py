@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters.dynamodb_keys import DynamoApiKeyStore
+from chalicelib.auth import issue_key
 from local_cloud.api_server import ApiServer
 from local_cloud.aws_server import AwsClients, EmbeddedAws, apply_environment, client_environment
 from local_cloud.lambda_pool import LambdaPool
@@ -34,9 +37,20 @@ LAMBDA_ACCESS_KEY = "local-lambda"
 LOCAL_DEFAULTS = {
     "SLUICE_CALLBACK_SECRET": "sluice-local-callback-secret",
     "SLUICE_CALLBACK_ALLOW_PRIVATE": "1",
+    # Files dropped into uploads/ belong to the tenant of the printed key.
+    "SLUICE_DEFAULT_TENANT": "local",
 }
+LOCAL_TENANT = "local"
 
 log = logging.getLogger("local_cloud")
+
+# Runs the app's schedules this many times faster (tests of the sweeper: 300
+# makes its five-minute schedule fire every second).
+SCHEDULE_SPEEDUP_ENV = "LOCAL_CLOUD_SCHEDULE_SPEEDUP"
+
+
+def pump_settings_from_env() -> PumpSettings:
+    return PumpSettings(schedule_speedup=float(os.environ.get(SCHEDULE_SPEEDUP_ENV) or 1))
 
 
 class LocalCloud:
@@ -76,6 +90,8 @@ class LocalCloud:
         self._saved_environ: dict[str, str | None] = {}
         self.aws_url: str | None = None
         self.api_url: str | None = None
+        #: a key of the local tenant, made at start
+        self.api_key: str | None = None
         self.ws_url: str | None = None
         self.outputs: StackOutputs | None = None
         self.clients: AwsClients | None = None
@@ -104,6 +120,7 @@ class LocalCloud:
         config_env = chalice_environment(load_chalice_config(self.app_dir), self._chalice_stage)
         self._set_environment({k: v for k, v in {**LOCAL_DEFAULTS, **config_env}.items()
                                if k not in os.environ})
+        self.api_key = self._issue_local_key()
         ws_environment = {}
         if self._ws is not None:
             self._ws.bind()
@@ -128,7 +145,8 @@ class LocalCloud:
         # The pump polls with its own access key, so the call ledger tells its
         # polling apart from the app's own calls.
         pump_clients = AwsClients(self.aws_url, access_key=PUMP_ACCESS_KEY)
-        self._pump = EventPump(self._pool, pump_clients, self.stage, self._pump_settings)
+        self._pump = EventPump(self._pool, pump_clients, self.stage,
+                               self._pump_settings or pump_settings_from_env())
         self._pump.start()
         if self._api is not None:
             self.api_url = self._api.start()
@@ -156,6 +174,12 @@ class LocalCloud:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    def _issue_local_key(self) -> str:
+        """A key for the local tenant, new each run (the embedded AWS starts empty)."""
+        store = DynamoApiKeyStore(self.clients("dynamodb"), self.outputs.values["TableName"])
+        key, _ = issue_key(store, LOCAL_TENANT, "make run", int(time.time()), days=1)
+        return key
+
     def banner(self) -> str:
         """What a developer needs to start using it, ready to paste."""
         outputs = self.outputs.values if self.outputs else {}
@@ -164,7 +188,7 @@ class LocalCloud:
         lines = [
             f"Sluice local cloud (stage {self.stage}, app {self.app_dir / 'app.py'})",
             f"  API           {self.api_url or '(not served)'}",
-            *([f"  Dashboard     {self.api_url}/"] if self.api_url else []),
+            *([f"  Dashboard     {self.api_url}/#key={self.api_key}"] if self.api_url else []),
             f"  WebSocket     {ws}",
             f"  Embedded AWS  {self.aws_url}",
             f"                export AWS_ENDPOINT_URL={self.aws_url} AWS_ACCESS_KEY_ID=local "
@@ -190,22 +214,26 @@ class LocalCloud:
             lines += [f"    {handler} <- {what}, timeout {description.functions[handler].timeout_s} s"
                       for handler, what in listened]
         if self.api_url:
+            auth = '-H "Authorization: Bearer $SLUICE_API_KEY"'
             lines += [
                 "",
+                f"API key: {self.api_key}",
+                "",
                 "Try:",
-                f"  curl -X POST --data-binary @examples/sales.csv -H 'Content-Type: text/csv' "
+                f"  export SLUICE_API_KEY={self.api_key} SLUICE_API_URL={self.api_url}",
+                f"  curl {auth} -X POST --data-binary @examples/sales.csv -H 'Content-Type: text/csv' "
                 f"'{self.api_url}/jobs?processor=profile&filename=sales.csv'",
-                f"  curl -X POST --data-binary @examples/activities.csv -H 'Content-Type: text/csv' "
+                f"  curl {auth} -X POST --data-binary @examples/activities.csv -H 'Content-Type: text/csv' "
                 f"'{self.api_url}/jobs?processor=carbon&filename=activities.csv'",
-                f"  curl {self.api_url}/jobs/<job_id>",
-                f"  curl {self.api_url}/jobs/<job_id>/result",
-                f"  curl -L -o report.xlsx {self.api_url}/jobs/<job_id>/report",
+                f"  curl {auth} {self.api_url}/jobs/<job_id>",
+                f"  curl {auth} {self.api_url}/jobs/<job_id>/result",
+                f"  curl {auth} -L -o report.xlsx {self.api_url}/jobs/<job_id>/report",
                 "  .venv/bin/python -m bench.make_documents 50 drawings.zip",
                 "  .venv/bin/python -m sluice submit drawings.zip --processor scan "
-                f"--option target_hole_codes=HOLE-1,HOLE-2,HOLE-3,HOLE-4,HOLE-5 --wait --url {self.api_url}",
+                "--option target_hole_codes=HOLE-1,HOLE-2,HOLE-3,HOLE-4,HOLE-5 --wait",
             ]
             if self.ws_url:
-                lines.append(f"  python -m websockets {self.ws_url}   then send "
+                lines.append(f"  python -m websockets '{self.ws_url}/?api_key={self.api_key}'   then send "
                              '{"action": "subscribe", "job_id": "<job_id>"}')
         return "\n".join(lines)
 

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -94,6 +95,25 @@ def s3_notification(body: str) -> dict[str, Any] | None:
 
 def s3_configuration_id(event: dict[str, Any]) -> str:
     return event["Records"][0]["s3"]["configurationId"]
+
+
+# --- EventBridge schedules --------------------------------------------------------
+
+def scheduled_event(rule_arn: str, region: str, account: str,
+                    now: dt.datetime | None = None) -> dict[str, Any]:
+    """What EventBridge sends a function when its schedule fires."""
+    now = now or dt.datetime.now(dt.UTC)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
+    }
 
 
 # --- DynamoDB streams -------------------------------------------------------------

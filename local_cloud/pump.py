@@ -17,6 +17,10 @@ with the rules Lambda applies:
   retried, from the first reported failure when the handler reports
   ``batchItemFailures``, until it succeeds (Lambda's default: retry until the
   record expires).
+* Schedules (``@app.schedule(Rate(...))``): a timer per handler invokes it
+  asynchronously, as EventBridge does, once per interval (the first one
+  interval after start); ``schedule_speedup`` divides the interval, so tests
+  see a five-minute schedule fire every few seconds.
 
 Note: Chalice 1.34 does not set ``FunctionResponseTypes: [ReportBatchItemFailures]``
 on the mappings it creates; without it deployed Lambda ignores batchItemFailures.
@@ -34,12 +38,14 @@ from typing import Any
 
 from local_cloud import events
 from local_cloud.lambda_pool import LambdaPool
-from local_cloud.sources import S3Source, SqsSource, StreamSource
+from local_cloud.sources import S3Source, ScheduleSource, SqsSource, StreamSource
 
 log = logging.getLogger("local_cloud.pump")
 
 # SQS ReceiveMessage returns at most ten messages per call.
 _SQS_MAX_RECEIVE = 10
+# Where local_cloud's functions live, as runtime.LambdaContext says.
+_REGION, _ACCOUNT = "us-east-1", "123456789012"
 
 
 class EventSourceMissingError(RuntimeError):
@@ -60,6 +66,8 @@ class PumpSettings:
     report_batch_item_failures: bool = True
     # Batches in flight per event source; None means one per worker.
     concurrency: int | None = None
+    # Schedules run this many times faster than their rate says.
+    schedule_speedup: float = 1.0
 
 
 class EventPump:
@@ -95,6 +103,8 @@ class EventPump:
                 self._pollers.append(_SqsPoller(self, source, limit))
             elif isinstance(source, StreamSource):
                 self._pollers.append(_StreamPoller(self, source))
+            elif isinstance(source, ScheduleSource):
+                self._pollers.append(_SchedulePoller(self, source))
         for name in description.not_run:
             log.warning("event source %s is not run by local_cloud", name)
         for poller in self._pollers:
@@ -194,6 +204,17 @@ class _Poller(threading.Thread):
                 handler, result.duration_s, result.error_type, result.error_message,
             )
         return result
+
+    def invoke_async(self, handler: str, event: dict[str, Any], what: str) -> bool:
+        """An asynchronous invocation: on error retried twice, then dropped."""
+        delays = self.settings.async_retry_delays_s
+        for attempt in range(len(delays) + 1):
+            if self.invoke(handler, event).ok:
+                return True
+            if attempt == len(delays) or self.stopping.wait(delays[attempt]):
+                break
+        log.error("%s: %s dropped after %d attempts (Lambda async retries)", handler, what, attempt + 1)
+        return False
 
 
 class _QueuePoller(_Poller):
@@ -329,15 +350,22 @@ class _S3EventPoller(_QueuePoller):
         if handler not in self.sources:
             log.warning("S3 event for unknown notification %r dropped", handler)
             return
-        delays = self.settings.async_retry_delays_s
-        for attempt in range(len(delays) + 1):
-            if self.invoke(handler, event).ok:
-                return
-            if attempt == len(delays) or self.stopping.wait(delays[attempt]):
-                break
-        key = event["Records"][0]["s3"]["object"]["key"]
-        log.error("%s: S3 event for %s dropped after %d attempts (Lambda async retries)",
-                  handler, key, attempt + 1)
+        self.invoke_async(handler, event, f"S3 event for {event['Records'][0]['s3']['object']['key']}")
+
+
+class _SchedulePoller(_Poller):
+    def __init__(self, pump: EventPump, source: ScheduleSource):
+        super().__init__(pump, f"schedule:{source.handler}")
+        self.source = source
+        self.interval_s = source.interval_s / max(self.settings.schedule_speedup, 1e-9)
+        function = pump.pool.description.functions[source.handler].function_name
+        self.rule_arn = f"arn:aws:events:{_REGION}:{_ACCOUNT}:rule/{function}"
+
+    def poll_once(self) -> None:
+        if self.stopping.wait(self.interval_s):
+            return
+        event = events.scheduled_event(self.rule_arn, _REGION, _ACCOUNT)
+        self.invoke_async(self.source.handler, event, f"{self.source.expression} run")
 
 
 class _StreamPoller(_Poller):

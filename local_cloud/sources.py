@@ -1,7 +1,7 @@
 """What the Chalice app listens to, read from the app object as `chalice deploy` reads it.
 
-The decorators (@app.on_s3_event, @app.on_sqs_message, @app.on_dynamodb_record)
-record an event source config on ``app.event_sources`` and the wrapped handler in
+The decorators (@app.on_s3_event, @app.on_sqs_message, @app.on_dynamodb_record,
+@app.schedule) record an event source config on ``app.event_sources`` and the wrapped handler in
 ``app.handler_map`` under the same name; the WebSocket ones (@app.on_ws_connect,
 on_ws_message, on_ws_disconnect) record theirs on ``app.websocket_handlers``, keyed
 by API Gateway route key. The result is plain, picklable data: it is
@@ -11,6 +11,7 @@ and sent back to the pump.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,31 @@ class StreamSource:
         return f"dynamodb stream {self.stream_arn} (batch {self.batch_size})"
 
 
-EventSource = SqsSource | S3Source | StreamSource
+@dataclass(frozen=True)
+class ScheduleSource:
+    """An EventBridge schedule: ``rate(...)`` expressions only, as seconds."""
+
+    handler: str
+    expression: str
+    interval_s: float
+
+    def describe(self) -> str:
+        return f"schedule {self.expression}"
+
+
+EventSource = SqsSource | S3Source | StreamSource | ScheduleSource
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float | None:
+    """Seconds between runs of an EventBridge rate expression; None for
+    anything else (cron expressions are not run locally)."""
+    match = _RATE.match(expression.strip())
+    if not match:
+        return None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
 
 
 @dataclass(frozen=True)
@@ -134,6 +159,15 @@ def describe_app(
                     suffix=config.suffix or None,
                 )
             )
+        elif isinstance(config, chalice_app.ScheduledEventConfig):
+            expression = config.schedule_expression
+            if not isinstance(expression, str):
+                expression = expression.to_string()
+            interval = rate_seconds(expression)
+            if interval is None:
+                not_run.append(f"{config.name} ({expression}: only rate schedules run locally)")
+            else:
+                sources.append(ScheduleSource(config.name, expression, interval))
         elif isinstance(config, chalice_app.DynamoDBEventConfig):
             sources.append(
                 StreamSource(

@@ -7,12 +7,15 @@ moto 5.2.1: ``FakeBucket.create_from_cloudformation_json`` reads only
 BucketEncryption and Tags; ``Table.create_from_cloudformation_json`` never reads
 TimeToLiveSpecification or PointInTimeRecoverySpecification). ``MOTO_IGNORED``
 lists them, and ``apply_ignored_properties`` sets each one through the service
-API from the template's own values, so the template stays the only source.
+API from the template's own values, so the template stays the only source. A
+``Ref`` to one of the template's Parameters in such a property is resolved to
+the value the stack was deployed with (the stage's, from the environment).
 """
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,14 @@ from typing import Any
 import yaml
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
+
+# Template parameters a stage sets through its environment (the same variables
+# the app reads); one that is not set keeps the template's default.
+PARAMETERS_FROM_ENV = {
+    "WorkFilesExpireDays": "SLUICE_WORK_FILES_DAYS",
+    "UploadFilesExpireDays": "SLUICE_UPLOAD_FILES_DAYS",
+    "ResultFilesExpireDays": "SLUICE_RESULT_FILES_DAYS",
+}
 
 
 class StackDeployError(RuntimeError):
@@ -57,6 +68,30 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 
 
 # --- properties moto ignores, applied through the APIs ------------------------------
+
+def stage_parameters(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The template parameters the stage's environment sets."""
+    return {param: environ[name] for param, name in PARAMETERS_FROM_ENV.items() if environ.get(name)}
+
+
+def parameter_values(template: dict[str, Any], given: Mapping[str, str]) -> dict[str, str]:
+    """Every parameter's value: the one given, else the template's default."""
+    values = {name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items()
+              if "Default" in spec}
+    values.update(given)
+    return values
+
+
+def _resolve_parameters(value: Any, parameters: Mapping[str, str]) -> Any:
+    """`{"Ref": <parameter>}` replaced by the parameter's value, anywhere in `value`."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in parameters:
+            return parameters[value["Ref"]]
+        return {k: _resolve_parameters(v, parameters) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_parameters(v, parameters) for v in value]
+    return value
+
 
 def _literal(value: Any, where: str) -> Any:
     """Refuse intrinsic functions: these properties must be plain values to be replayed."""
@@ -173,23 +208,26 @@ MOTO_IGNORED: dict[tuple[str, str], Callable[[str, Any], ApiCall]] = {
 }
 
 
-def ignored_property_calls(template: dict[str, Any], physical_ids: dict[str, str]) -> list[ApiCall]:
+def ignored_property_calls(template: dict[str, Any], physical_ids: dict[str, str],
+                           parameters: Mapping[str, str] | None = None) -> list[ApiCall]:
     """The API calls that set every property moto's CloudFormation skips."""
     calls = []
+    values = parameter_values(template, parameters or {})
     for logical_id, resource in template.get("Resources", {}).items():
         for prop, value in resource.get("Properties", {}).items():
             translate = MOTO_IGNORED.get((resource["Type"], prop))
             if translate is not None:
-                literal = _literal(value, f"{logical_id}.{prop}")
+                literal = _literal(_resolve_parameters(value, values), f"{logical_id}.{prop}")
                 calls.append(translate(physical_ids[logical_id], literal))
     return calls
 
 
 def apply_ignored_properties(
-    clients: Callable[[str], Any], template: dict[str, Any], physical_ids: dict[str, str]
+    clients: Callable[[str], Any], template: dict[str, Any], physical_ids: dict[str, str],
+    parameters: Mapping[str, str] | None = None,
 ) -> list[ApiCall]:
     """Translate all first (refusing what cannot be), then make the calls."""
-    calls = ignored_property_calls(template, physical_ids)
+    calls = ignored_property_calls(template, physical_ids, parameters)
     for service, operation, kwargs in calls:
         getattr(clients(service), operation)(**kwargs)
     return calls
@@ -208,8 +246,8 @@ class StackOutputs:
         return self.values[key]
 
     def app_environment(self) -> dict[str, str]:
-        # chalicelib/settings.py reads the first four; the stream ARN is for an
-        # @app.on_dynamodb_record handler, which needs it at import time.
+        # chalicelib/settings.py reads them all; the stream ARN and the DLQ
+        # names are for handlers that need them at import time.
         return {
             "SLUICE_BUCKET": self.values["BucketName"],
             "SLUICE_TABLE": self.values["TableName"],
@@ -219,6 +257,11 @@ class StackOutputs:
             "SLUICE_RESULTS_QUEUE": self.values["ResultsQueueName"],
             "SLUICE_CALLBACK_QUEUE": self.values["CallbackQueueName"],
             "SLUICE_CALLBACK_DLQ": self.values["CallbackDLQName"],
+            "SLUICE_WORK_DLQ": self.values["WorkDLQName"],
+            "SLUICE_AGGREGATE_DLQ": self.values["AggregateDLQName"],
+            "SLUICE_WORK_FILES_DAYS": self.values["WorkFilesExpireDays"],
+            "SLUICE_UPLOAD_FILES_DAYS": self.values["UploadFilesExpireDays"],
+            "SLUICE_RESULT_FILES_DAYS": self.values["ResultFilesExpireDays"],
         }
 
 
@@ -231,26 +274,30 @@ def deploy_stack(
     stage: str = "local",
     template_path: Path = TEMPLATE_PATH,
     timeout: float = 60.0,
+    parameters: Mapping[str, str] | None = None,
 ) -> StackOutputs:
     """create_stack, wait for CREATE_COMPLETE, patch moto's gaps, return the Outputs.
 
     ``clients`` is a function from service name to a boto3 client aimed at the
     embedded AWS (a parameter, so tests can aim it at any moto server).
+    ``parameters`` are template parameters besides Stage; by default the ones
+    the environment sets (PARAMETERS_FROM_ENV).
     """
     cfn = clients("cloudformation")
     name = stack_name_for(stage)
     body = template_path.read_text()
+    given = {**(stage_parameters() if parameters is None else parameters), "Stage": stage}
     cfn.create_stack(
         StackName=name,
         TemplateBody=body,
-        Parameters=[{"ParameterKey": "Stage", "ParameterValue": stage}],
+        Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in given.items()],
     )
     stack = _wait_for_create(cfn, name, timeout)
     physical_ids = {
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for r in cfn.describe_stack_resources(StackName=name)["StackResources"]
     }
-    apply_ignored_properties(clients, load_template(template_path), physical_ids)
+    apply_ignored_properties(clients, load_template(template_path), physical_ids, given)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     return StackOutputs(stack_name=name, values=outputs)
 

@@ -15,8 +15,9 @@ from .commands import UsageError
 
 EPILOG = """\
 The API is at --url, else $SLUICE_API_URL, else http://127.0.0.1:8000 (what
-`make run` starts). A key, from --api-key or $SLUICE_API_KEY, is sent as the
-`x-api-key` header; presigned S3 links never see it.
+`make run` starts, and prints a key for). A key, from --api-key or
+$SLUICE_API_KEY, is sent as `Authorization: Bearer <key>`; presigned S3 links
+never see it.
 
 exit codes:
   0  done (for submit --wait, submit --out and wait: the job completed)
@@ -50,7 +51,7 @@ def _add_common(parser: argparse.ArgumentParser, environ: Mapping[str, str] | No
                         default=default((environ or {}).get("SLUICE_API_URL") or DEFAULT_API_URL),
                         help=f"the API's base URL (default: $SLUICE_API_URL or {DEFAULT_API_URL})")
     parser.add_argument("--api-key", default=default((environ or {}).get("SLUICE_API_KEY") or None),
-                        help="sent as the x-api-key header (default: $SLUICE_API_KEY)")
+                        help="sent as 'Authorization: Bearer <key>' (default: $SLUICE_API_KEY)")
     parser.add_argument("--json", action="store_true", default=default(False),
                         help="print machine-readable JSON on stdout")
 

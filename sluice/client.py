@@ -5,10 +5,9 @@
     client.upload(created["upload"], Path("sales.csv"))
     job = client.get_job(created["job_id"])
 
-The API key goes to the API only, as `x-api-key` (what API Gateway's usage
-plans read and what the API counts throttled queries by); presigned S3 links
-(the upload, redirected downloads) carry their own signature and never see
-it. Throttled reads (429) are retried after the Retry-After the API asks for.
+The API key goes to the API only, as `Authorization: Bearer <key>`; presigned
+S3 links (the upload, redirected downloads) carry their own signature and
+never see it. Throttled reads (429) are retried after the Retry-After the API asks for.
 
 Tests hand the client a `transport` (a requests adapter) in place of the
 network, and a `sleep` that does not wait.
@@ -71,7 +70,7 @@ class SluiceClient:
         self.sleep = sleep
         self._api = _session(transport)
         if api_key:
-            self._api.headers["x-api-key"] = api_key
+            self._api.headers["Authorization"] = f"Bearer {api_key}"
         # Presigned links are signed already: a separate session, so the
         # API's key is never sent to S3.
         self._presigned = _session(transport)
@@ -166,7 +165,7 @@ class SluiceClient:
             resp.close()
             self.sleep(retry_after_seconds(resp.headers.get("Retry-After")))
         if resp.status_code >= 400:
-            raise SluiceApiError(resp.status_code, _error_message(resp), method, path)
+            raise SluiceApiError(resp.status_code, _error_message(resp, from_api=True), method, path)
         return resp
 
     def _unreachable(self, exc: Exception) -> str:
@@ -201,8 +200,16 @@ def retry_after_seconds(header: str | None, now: datetime | None = None) -> floa
     return min(max(seconds, 0.5), LONGEST_THROTTLE_WAIT_S)
 
 
-def _error_message(resp: requests.Response) -> str:
-    """The API's "error" (API Gateway says "message"; S3 answers XML)."""
+# What the API's authorizer answers, said so that the caller knows what to do.
+_KEY_PROBLEMS = {401: "no API key was sent: pass --api-key or set SLUICE_API_KEY (`make run` prints one)",
+                 403: "the API refused the key: it is wrong, revoked or expired"}
+
+
+def _error_message(resp: requests.Response, from_api: bool = False) -> str:
+    """The API's "error" (API Gateway says "message"; S3 answers XML); for
+    the API's 401 and 403, what to do about the key."""
+    if from_api and resp.status_code in _KEY_PROBLEMS:
+        return _KEY_PROBLEMS[resp.status_code]
     try:
         body = resp.json()
     except ValueError:

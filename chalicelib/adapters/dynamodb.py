@@ -1,4 +1,11 @@
-"""Job and chunk state in one DynamoDB table (PK=JOB#<id>, SK=META | CHUNK#<n>)."""
+"""Job and chunk state in one DynamoDB table (PK=JOB#<id>, SK=META | CHUNK#<n>).
+
+A job that is not final also carries `open_pk`/`open_sk`, the keys of the
+sparse index `open_jobs` (KEYS_ONLY): the sweeper finds every unfinished job
+with one query, never a scan. The keys are written when the job is created or
+reopened and removed when it becomes final, so the index is written twice
+per job, never by the counters, and one partition key is enough.
+"""
 from __future__ import annotations
 
 import json
@@ -7,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 from ..jobs.model import (
     ChunkStatus,
@@ -16,14 +24,22 @@ from ..jobs.model import (
     TransitionRejectedError,
     utc_now,
 )
+from ..jobs.ports import JobRecord
+from .errors import service_errors
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
 
 _JOB_FIELDS = {
     "chunks_total", "chunks_done", "chunks_failed", "rows_done", "finished_at",
-    "error", "result_key", "outputs", "totals", "items_total", "items_label",
+    "error", "result_key", "outputs", "totals", "items_total", "items_label", "sweeps",
 }
+
+OPEN_INDEX = "open_jobs"
+_OPEN = {"S": "OPEN"}
+_FINAL = frozenset(s.value for s in JobStatus if s.is_final)
+# A transaction takes 100 items: the job and this many chunks.
+_RETRY_BATCH = 99
 
 
 def to_item_value(value: Any) -> dict:
@@ -68,6 +84,11 @@ def _status_in(values: dict, prefix: str, statuses: Iterable[str]) -> str:
     return f"#status IN ({', '.join(marks)})"
 
 
+def _cancellation_reasons(exc: ClientError) -> list[str | None]:
+    """Why a transaction was cancelled: one code per item, in order."""
+    return [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+
+
 def _key(job_id: str, sort_key: str) -> dict:
     return {"PK": {"S": f"JOB#{job_id}"}, "SK": {"S": sort_key}}
 
@@ -83,6 +104,7 @@ class DynamoJobStore:
 
     # -- jobs -------------------------------------------------------------
 
+    @service_errors("DynamoDB")
     def create_job(self, job: Job, ttl_epoch: int) -> bool:
         item = {
             **_key(job.job_id, "META"),
@@ -102,6 +124,8 @@ class DynamoJobStore:
             "updated_at": {"S": job.updated_at},
             "expires_at": {"N": str(ttl_epoch)},
         }
+        if not job.status.is_final:
+            item.update(_open_keys(job.job_id))
         if job.callback_url:
             item["callback_url"] = {"S": job.callback_url}
         try:
@@ -113,6 +137,7 @@ class DynamoJobStore:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
 
+    @service_errors("DynamoDB")
     def get_job(self, job_id: str) -> Job:
         resp = self._db.get_item(
             TableName=self._table, Key=_key(job_id, "META"), ConsistentRead=True
@@ -121,6 +146,7 @@ class DynamoJobStore:
             raise JobNotFoundError(f"no job with id {job_id!r}")
         return _job_from_item(resp["Item"])
 
+    @service_errors("DynamoDB")
     def list_jobs(self, limit: int = 50, tenant: str = "default") -> list[Job]:
         resp = self._db.query(
             TableName=self._table, IndexName="gsi1",
@@ -130,34 +156,52 @@ class DynamoJobStore:
         )
         return [_job_from_item(item) for item in resp.get("Items", [])]
 
+    @service_errors("DynamoDB")
     def transition(self, job_id: str, from_statuses: Iterable[str], to_status: str,
-                   **fields: Any) -> Job:
+                   record: JobRecord | None = None, **fields: Any) -> Job:
         unknown = set(fields) - _JOB_FIELDS
         if unknown:
             raise ValueError(f"cannot set job fields {sorted(unknown)}")
+        allowed_statuses = list(from_statuses)
         names = {"#status": "status", "#updated": "updated_at"}
         values = {":to": {"S": to_status}, ":now": {"S": utc_now()}}
         sets = ["#status = :to", "#updated = :now"]
         typed = {k: to_item_value(v) for k, v in fields.items()}
         sets += _placeholders(names, values, "f", typed, "{n} = {v}")
-        allowed = _status_in(values, "from", from_statuses)
+        allowed = _status_in(values, "from", allowed_statuses)
+        # A final job leaves the index of open jobs.
+        removes = " REMOVE open_pk, open_sk" if to_status in _FINAL else ""
+        update = {
+            "TableName": self._table, "Key": _key(job_id, "META"),
+            "UpdateExpression": "SET " + ", ".join(sets) + removes,
+            "ConditionExpression": f"attribute_exists(PK) AND {allowed}",
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+        }
         try:
-            resp = self._db.update_item(
-                TableName=self._table, Key=_key(job_id, "META"),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=f"attribute_exists(PK) AND {allowed}",
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
+            if record is None:
+                return _job_from_item(self._db.update_item(**update, ReturnValues="ALL_NEW")["Attributes"])
+            self._db.transact_write_items(TransactItems=[
+                {"Update": update},
+                {"Put": {"TableName": self._table, "Item": self._record_item(
+                    job_id, record.sort_key, record.item, record.ttl_epoch)}},
+            ])
         except self._db.exceptions.ConditionalCheckFailedException:
-            current = self.get_job(job_id)  # raises JobNotFoundError when missing
-            raise TransitionRejectedError(
-                f"job {job_id} is {current.status.value}, not one of {sorted(from_statuses)}"
-            ) from None
-        return _job_from_item(resp["Attributes"])
+            raise self._rejected(job_id, allowed_statuses) from None
+        except self._db.exceptions.TransactionCanceledException as exc:
+            if _cancellation_reasons(exc)[:1] == ["ConditionalCheckFailed"]:
+                raise self._rejected(job_id, allowed_statuses) from None
+            raise
+        # A transaction returns no item: read the job as it is after it.
+        return self.get_job(job_id)
+
+    def _rejected(self, job_id: str, from_statuses: list[str]) -> TransitionRejectedError:
+        current = self.get_job(job_id)  # raises JobNotFoundError when missing
+        return TransitionRejectedError(
+            f"job {job_id} is {current.status.value}, not one of {sorted(from_statuses)}")
 
     # -- chunks -----------------------------------------------------------
 
+    @service_errors("DynamoDB")
     def put_chunks(self, job_id: str, chunks: list[dict[str, Any]], ttl_epoch: int) -> None:
         # Chunks are written with a condition so a re-run dispatch never resets
         # a chunk that a worker has already settled.
@@ -175,6 +219,7 @@ class DynamoJobStore:
             except self._db.exceptions.ConditionalCheckFailedException:
                 pass
 
+    @service_errors("DynamoDB")
     def complete_chunk(self, job_id: str, index: int, rows: int, result_key: str,
                        open_statuses: Iterable[str], summary: dict[str, Any] | None = None) -> bool:
         return self._settle_chunk(
@@ -184,6 +229,7 @@ class DynamoJobStore:
             job_add={"chunks_done": 1, "rows_done": rows},
         )
 
+    @service_errors("DynamoDB")
     def fail_chunk(self, job_id: str, index: int, error: str,
                    open_statuses: Iterable[str]) -> bool:
         return self._settle_chunk(
@@ -223,13 +269,14 @@ class DynamoJobStore:
             ])
             return True
         except self._db.exceptions.TransactionCanceledException as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            reasons = _cancellation_reasons(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return False
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                 raise TransitionRejectedError(f"job {job_id} is not open for work") from None
             raise
 
+    @service_errors("DynamoDB")
     def list_chunks(self, job_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         kwargs = dict(
@@ -247,13 +294,114 @@ class DynamoJobStore:
                 return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    @service_errors("DynamoDB")
+    def get_chunk(self, job_id: str, index: int) -> dict[str, Any] | None:
+        resp = self._db.get_item(
+            TableName=self._table, Key=_key(job_id, chunk_sort_key(index)), ConsistentRead=True
+        )
+        if "Item" not in resp:
+            return None
+        return {k: from_item_value(v) for k, v in resp["Item"].items() if k not in ("PK", "SK")}
+
+    @service_errors("DynamoDB")
+    def note_chunk_error(self, job_id: str, index: int, error: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=_key(job_id, chunk_sort_key(index)),
+                UpdateExpression="SET last_error = :error, last_error_at = :now ADD attempts :one",
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":error": {"S": error}, ":now": {"S": utc_now()},
+                                           ":one": {"N": "1"},
+                                           ":pending": {"S": ChunkStatus.PENDING.value}},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            pass  # settled meanwhile, or no such chunk: nothing to note
+
+    @service_errors("DynamoDB")
+    def retry_chunks(self, job_id: str, indexes: list[int], from_statuses: Iterable[str],
+                     ttl_epoch: int) -> Job:
+        # Each transaction moves the job's counter and its chunks together, so
+        # the counts stay true between batches; the first one reopens the job.
+        allowed = list(from_statuses)
+        for start in range(0, len(indexes), _RETRY_BATCH):
+            batch = indexes[start:start + _RETRY_BATCH]
+            statuses = allowed if start == 0 else [JobStatus.PROCESSING.value]
+            items = [self._reopen(job_id, len(batch), statuses, ttl_epoch)]
+            items += [self._reset_failed_chunk(job_id, index, ttl_epoch) for index in batch]
+            try:
+                self._db.transact_write_items(TransactItems=items)
+            except self._db.exceptions.TransactionCanceledException as exc:
+                reasons = _cancellation_reasons(exc)
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    raise self._rejected(job_id, statuses) from None
+                if "ConditionalCheckFailed" in reasons:
+                    raise TransitionRejectedError(
+                        f"job {job_id}: not every chunk to retry has failed") from None
+                raise
+        return self.get_job(job_id)
+
+    def _reopen(self, job_id: str, chunks: int, statuses: list[str], ttl_epoch: int) -> dict:
+        values = {":processing": {"S": JobStatus.PROCESSING.value}, ":now": {"S": utc_now()},
+                  ":ttl": {"N": str(ttl_epoch)}, ":minus": {"N": str(-chunks)},
+                  ":open": _OPEN, ":job": {"S": job_id}}
+        return {"Update": {
+            "TableName": self._table, "Key": _key(job_id, "META"),
+            "UpdateExpression": "SET #status = :processing, #updated = :now, expires_at = :ttl, "
+                                "open_pk = :open, open_sk = :job "
+                                "REMOVE #error, finished_at ADD chunks_failed :minus",
+            "ConditionExpression": "attribute_exists(PK) AND " + _status_in(values, "from", statuses),
+            "ExpressionAttributeNames": {"#status": "status", "#updated": "updated_at", "#error": "error"},
+            "ExpressionAttributeValues": values,
+        }}
+
+    def _reset_failed_chunk(self, job_id: str, index: int, ttl_epoch: int) -> dict:
+        return {"Update": {
+            "TableName": self._table, "Key": _key(job_id, chunk_sort_key(index)),
+            "UpdateExpression": "SET #status = :pending, last_error = if_not_exists(#error, :none), "
+                                "expires_at = :ttl REMOVE #error, settled_at",
+            "ConditionExpression": "#status = :failed",
+            "ExpressionAttributeNames": {"#status": "status", "#error": "error"},
+            "ExpressionAttributeValues": {":pending": {"S": ChunkStatus.PENDING.value},
+                                          ":failed": {"S": ChunkStatus.FAILED.value},
+                                          ":none": {"NULL": True}, ":ttl": {"N": str(ttl_epoch)}},
+        }}
+
+    @service_errors("DynamoDB")
+    def list_open_jobs(self) -> list[Job]:
+        kwargs = dict(TableName=self._table, IndexName=OPEN_INDEX,
+                      KeyConditionExpression="open_pk = :open",
+                      ExpressionAttributeValues={":open": _OPEN})
+        job_ids = []
+        while True:
+            resp = self._db.query(**kwargs)
+            job_ids += [item["PK"]["S"].removeprefix("JOB#") for item in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        jobs = []
+        for job_id in job_ids:
+            try:
+                job = self.get_job(job_id)
+            except JobNotFoundError:
+                continue  # expired since the index was read
+            if not job.status.is_final:  # the index lags the table a little
+                jobs.append(job)
+        return jobs
+
     # -- free-form records beside the job ----------------------------------
 
+    @service_errors("DynamoDB")
     def put_record(self, job_id: str, sort_key: str, item: dict[str, Any], ttl_epoch: int) -> None:
+        self._db.put_item(TableName=self._table, Item=self._record_item(job_id, sort_key, item, ttl_epoch))
+
+    @staticmethod
+    def _record_item(job_id: str, sort_key: str, item: dict[str, Any], ttl_epoch: int) -> dict:
         body = {**_key(job_id, sort_key), "expires_at": {"N": str(ttl_epoch)}}
         body.update({k: to_item_value(v) for k, v in item.items() if v is not None})
-        self._db.put_item(TableName=self._table, Item=body)
+        return body
 
+    @service_errors("DynamoDB")
     def get_record(self, job_id: str, sort_key: str) -> dict[str, Any] | None:
         resp = self._db.get_item(
             TableName=self._table, Key=_key(job_id, sort_key), ConsistentRead=True
@@ -287,7 +435,12 @@ def _job_from_item(item: dict) -> Job:
         outputs=plain.get("outputs") or {},
         callback_url=plain.get("callback_url"),
         totals=plain.get("totals") or {},
+        sweeps=plain.get("sweeps") or {},
     )
+
+
+def _open_keys(job_id: str) -> dict:
+    return {"open_pk": _OPEN, "open_sk": {"S": job_id}}
 
 
 def job_change_from_stream(record: dict) -> tuple[str | None, Job | None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..jobs.model import utc_now
+from .errors import service_errors
 
 
 def _conn_key(connection_id: str) -> dict:
@@ -27,17 +28,27 @@ class DynamoConnectionStore:
         self._db = client
         self._table = table
 
+    @service_errors("DynamoDB")
     def add(self, connection_id: str, info: dict[str, Any], ttl_epoch: int) -> None:
         item = {**_conn_key(connection_id), "connection_id": {"S": connection_id},
                 "connected_at": {"S": utc_now()}, "expires_at": {"N": str(ttl_epoch)}}
         item.update({k: {"S": str(v)} for k, v in info.items()})
         self._db.put_item(TableName=self._table, Item=item)
 
+    @service_errors("DynamoDB")
+    def get(self, connection_id: str) -> dict[str, str] | None:
+        item = self._db.get_item(TableName=self._table, Key=_conn_key(connection_id)).get("Item")
+        if item is None:
+            return None
+        return {k: v["S"] for k, v in item.items() if "S" in v and k not in ("PK", "SK")}
+
+    @service_errors("DynamoDB")
     def remove(self, connection_id: str) -> list[str]:
         resp = self._db.delete_item(TableName=self._table, Key=_conn_key(connection_id),
                                     ReturnValues="ALL_OLD")
         return sorted(resp.get("Attributes", {}).get("jobs", {}).get("SS", []))
 
+    @service_errors("DynamoDB")
     def subscribe(self, job_id: str, connection_id: str, ttl_epoch: int) -> None:
         self._db.put_item(TableName=self._table, Item={
             **_sub_key(job_id, connection_id), "connection_id": {"S": connection_id},
@@ -47,9 +58,11 @@ class DynamoConnectionStore:
             UpdateExpression="ADD jobs :job SET expires_at = if_not_exists(expires_at, :ttl)",
             ExpressionAttributeValues={":job": {"SS": [job_id]}, ":ttl": {"N": str(ttl_epoch)}})
 
+    @service_errors("DynamoDB")
     def unsubscribe(self, job_id: str, connection_id: str) -> None:
         self._db.delete_item(TableName=self._table, Key=_sub_key(job_id, connection_id))
 
+    @service_errors("DynamoDB")
     def subscribers(self, job_id: str) -> list[str]:
         found: list[str] = []
         kwargs: dict[str, Any] = dict(

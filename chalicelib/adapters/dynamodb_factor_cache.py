@@ -5,10 +5,8 @@ two chunks asking the same question at once store the same answer.
 """
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from ..carbon.factor_cache import Answer, answer_from_json, answer_to_json
-from ..jobs.model import ServiceError
+from .errors import service_errors
 
 
 class DynamoFactorCache:
@@ -21,19 +19,14 @@ class DynamoFactorCache:
     def _key(self, key: str) -> dict:
         return {"PK": {"S": f"JOB#{self._job_id}"}, "SK": {"S": f"FACTOR#{key}"}}
 
+    @service_errors("DynamoDB")
     def get(self, key: str) -> Answer | None:
         # An eventually consistent read: a miss only costs one more request.
-        try:
-            resp = self._db.get_item(TableName=self._table, Key=self._key(key))
-        except (ClientError, BotoCoreError) as exc:
-            raise ServiceError(f"DynamoDB failed reading factor {key}: {exc}") from exc
-        item = resp.get("Item")
+        item = self._db.get_item(TableName=self._table, Key=self._key(key)).get("Item")
         return answer_from_json(item["answer"]["S"]) if item else None
 
+    @service_errors("DynamoDB")
     def put(self, key: str, answer: Answer) -> None:
         item = {**self._key(key), "answer": {"S": answer_to_json(answer)},
                 "expires_at": {"N": str(self._ttl_epoch)}}
-        try:
-            self._db.put_item(TableName=self._table, Item=item)
-        except (ClientError, BotoCoreError) as exc:
-            raise ServiceError(f"DynamoDB failed storing factor {key}: {exc}") from exc
+        self._db.put_item(TableName=self._table, Item=item)

@@ -6,9 +6,7 @@ more than `limit` of them are told yes.
 """
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from ..jobs.model import ServiceError
+from .errors import service_errors
 
 
 def rate_key(key: str, window: int) -> dict:
@@ -20,6 +18,9 @@ class DynamoWindowCounter:
         self._db = client
         self._table = table
 
+    # Throttling survives boto3's own retries only when the table is
+    # overloaded: the caller's event is worth delivering again later.
+    @service_errors("DynamoDB")
     def hit(self, key: str, window: int, limit: int, ttl_epoch: int) -> int | None:
         if limit < 1:
             return None  # the condition below would let the first hit through
@@ -33,12 +34,6 @@ class DynamoWindowCounter:
                 },
                 ReturnValues="UPDATED_NEW",
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
-            # Throttling survives boto3's own retries only when the table is
-            # overloaded: the caller's event is worth delivering again later.
-            raise ServiceError(f"DynamoDB failed counting rate window {key}@{window}: {exc}") from exc
-        except BotoCoreError as exc:  # endpoint unreachable, read timeout
-            raise ServiceError(f"DynamoDB failed counting rate window {key}@{window}: {exc}") from exc
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return None
         return int(resp["Attributes"]["hits"]["N"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..jobs.model import InputError, ServiceError
@@ -22,7 +23,7 @@ def _translated(key: str):
         if exc.response.get("Error", {}).get("Code") in _MISSING:
             raise InputError(f"s3 object {key} does not exist (was it deleted?)") from None
         raise ServiceError(f"S3 failed on {key}: {exc}") from exc
-    except BotoCoreError as exc:
+    except (BotoCoreError, S3UploadFailedError) as exc:  # the latter: upload_file's ClientError
         raise ServiceError(f"S3 failed on {key}: {exc}") from exc
 
 
@@ -63,26 +64,29 @@ class S3BlobStore:
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None) -> None:
-        self._s3.put_object(
-            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
-            Metadata=metadata or {},
-        )
+        with _translated(key):
+            self._s3.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                Metadata=metadata or {},
+            )
 
     def download_to(self, key: str, path: str) -> None:
         with _translated(key):
             self._s3.download_file(self.bucket, key, path)
 
     def upload_from(self, path: str, key: str, content_type: str = "text/csv") -> None:
-        self._s3.upload_file(path, self.bucket, key, ExtraArgs={"ContentType": content_type})
+        with _translated(key):
+            self._s3.upload_file(path, self.bucket, key, ExtraArgs={"ContentType": content_type})
 
     def delete_prefix(self, prefix: str) -> int:
         deleted = 0
         paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-            if keys:
-                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
-                deleted += len(keys)
+        with _translated(prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                if keys:
+                    self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                    deleted += len(keys)
         return deleted
 
     def presign_get(self, key: str, seconds: int, filename: str | None = None) -> str:

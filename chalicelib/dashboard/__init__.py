@@ -5,6 +5,11 @@ The page learns at load where the WebSocket is and where the REST API lives
 from a JSON block rendered into index.html, and every URL it builds is
 relative to a <base> set to the API's own path: deployed, API Gateway serves
 the routes under a stage path (/api/), so "/" would be the wrong root.
+
+GET / and the page's files are public; the job routes need a tenant's API
+key. The key never passes through here: the page reads it from a `#key=`
+link (a fragment never reaches a server) or its sign-in form, keeps it in
+the browser's localStorage and sends it with each call (dashboard.js).
 """
 from __future__ import annotations
 

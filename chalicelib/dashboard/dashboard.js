@@ -4,6 +4,11 @@
 // <base> (the API's own path, "/api/" behind API Gateway's stage), data only
 // ever reaches the page through textContent, and no handler is inline, so the
 // page runs under a strict Content-Security-Policy.
+//
+// Every job route needs the tenant's API key (`Authorization: Bearer <key>`,
+// `?api_key=` on the WebSocket). The page takes it from a `#key=` link or its
+// sign-in form, keeps it in localStorage until "Sign out", and never writes
+// it into the page.
 
 const config = JSON.parse(document.getElementById("config").textContent);
 
@@ -27,16 +32,22 @@ const PAGE_COLUMNS = [["kind", "Kind"], ["number", "Page"], ["code", "Found"],
                       ["detail", "Status or error"]];
 const COLUMNS_BY_ITEM = { documents: DOCUMENT_COLUMNS, pages: PAGE_COLUMNS };
 
+const KEY_STORAGE = "sluice.apiKey";
+const KEY_SHAPE = /^slk_[A-Za-z0-9_-]{43}$/;   // chalicelib/auth/keys.py's
+const REFUSED = new Set([401, 403]);            // no key, or one the API does not take
+
 const $ = (id) => document.getElementById(id);
 const processors = new Map();     // name -> {description, item_label, options}
+const session = { key: null, recentTimer: null };
 
 // -- REST ---------------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(message, status, retryAfter) {
+  constructor(message, status, retryAfter = 0) {
     super(message);
     this.status = status;
     this.retryAfter = retryAfter;
+    this.refused = REFUSED.has(status);
   }
 }
 
@@ -44,14 +55,29 @@ function apiUrl(path) {
   return new URL(path, document.baseURI).href;
 }
 
+// fetch() with the key. A refusal of the key signs the page out, unless it
+// answers a key already replaced.
+async function apiFetch(path, init = {}) {
+  const key = session.key;
+  const headers = new Headers(init.headers || {});
+  if (key) headers.set("Authorization", `Bearer ${key}`);
+  const response = await fetch(apiUrl(path), { ...init, headers });
+  if (REFUSED.has(response.status) && key && key === session.key) keyRefused();
+  return response;
+}
+
 async function api(path, init = {}) {
-  const response = await fetch(apiUrl(path), init);
+  const response = await apiFetch(path, init);
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw new ApiError(body.error || `${init.method || "GET"} ${path} answered ${response.status}`,
-                       response.status, Number(body.retry_after || response.headers.get("Retry-After")) || 0);
-  }
+  if (!response.ok) throw apiError(response, body, `${init.method || "GET"} ${path}`);
   return body;
+}
+
+function apiError(response, body, what) {
+  const message = REFUSED.has(response.status) ? "the API refused the key"
+    : body.error || `${what} answered ${response.status}`;
+  return new ApiError(message, response.status,
+                      Number(body.retry_after || response.headers.get("Retry-After")) || 0);
 }
 
 // -- the form -----------------------------------------------------------------
@@ -282,38 +308,61 @@ function s3Message(xml) {
 
 // -- following a job ----------------------------------------------------------
 
-let current = null;   // {job_id, processor, value, final, shown, hidden, counts, pollTimer}
+let current = null;   // {job_id, filename, processor, value, final, shown, hidden, counts, pollTimer}
 
 async function follow(job) {
   stopPolling();
   if (current && !current.final) live.send({ action: "unsubscribe", job_id: current.job_id });
-  current = { job_id: job.job_id, processor: job.processor, value: 0, final: false, shown: 0, hidden: 0,
-              counts: { match: 0, error: 0 }, pollTimer: null };
+  current = { job_id: job.job_id, filename: job.filename, processor: job.processor, value: 0, final: false,
+              shown: 0, hidden: 0, counts: { match: 0, error: 0 }, pollTimer: null };
   resetJobView(job);
   markCurrentInRecent();
+  await watch(job.job_id, "Live updates");
+}
+
+// Live updates for the job being followed, or polling when the socket is not
+// there.
+async function watch(jobId, words) {
   if (await live.ensureOpen()) {
-    await live.subscribe(job.job_id);
-    if (current && current.job_id === job.job_id && !current.final) setLiveStatus("Live updates", "live");
-  } else {
+    await live.subscribe(jobId);
+    if (current && current.job_id === jobId && !current.final) setLiveStatus(words, "live");
+  } else if (session.key) {
     startPolling(config.ws_url ? "Live updates unavailable · polling" : "Polling for updates");
   }
 }
 
+// The API and the socket answer a job of another tenant as one that does not
+// exist: stop following it.
+function jobGone(jobId, message) {
+  if (!current || current.job_id !== jobId || current.final) return;
+  current.final = true;
+  stopPolling();
+  live.send({ action: "unsubscribe", job_id: current.job_id });
+  $("job-status").hidden = true;
+  setLiveStatus("");
+  showAlert(message);
+}
+
+// The job view, empty, for `job`; with no job, as the page opens.
 function resetJobView(job) {
-  const name = document.createElement("strong");
-  name.textContent = job.filename || "(unnamed file)";
-  const processor = document.createElement("span");
-  processor.className = "chip";
-  processor.textContent = job.processor || "";
-  const id = document.createElement("code");
-  id.textContent = job.job_id;
-  $("job-name").replaceChildren(name, processor, id);
+  if (job) {
+    const name = document.createElement("strong");
+    name.textContent = job.filename || "(unnamed file)";
+    const processor = document.createElement("span");
+    processor.className = "chip";
+    processor.textContent = job.processor || "";
+    const id = document.createElement("code");
+    id.textContent = job.job_id;
+    $("job-name").replaceChildren(name, processor, id);
+  } else {
+    $("job-name").textContent = "No job yet: start one, or choose a recent job.";
+  }
   $("alert").hidden = true;
   $("finished").hidden = true;
   $("download-rows").hidden = true;
   $("download-pdf").hidden = true;
   $("totals").replaceChildren();
-  setColumns(COLUMNS_BY_ITEM[itemLabel()] || ROW_COLUMNS);
+  setColumns(job ? COLUMNS_BY_ITEM[itemLabel()] || ROW_COLUMNS : DOCUMENT_COLUMNS);
   $("results-body").replaceChildren();
   $("results-more").hidden = true;
   $("results-empty").hidden = false;
@@ -324,7 +373,8 @@ function resetJobView(job) {
   $("progress-counts").textContent = "";
   $("progress-rows").textContent = "";
   setLiveStatus("");
-  setStatus(job.status || "received");
+  if (job) setStatus(job.status || "received");
+  else $("job-status").hidden = true;
 }
 
 function onMessage(message) {
@@ -352,7 +402,9 @@ function onMessage(message) {
       // The job failed or was cancelled, or a request about it was refused:
       // its record says which.
       showAlert(message.message);
-      api(`jobs/${encodeURIComponent(current.job_id)}`).then(applyJob).catch(() => {});
+      api(`jobs/${encodeURIComponent(message.job_id)}`).then(applyJob).catch((err) => {
+        if (err.status === 404) jobGone(message.job_id, err.message);
+      });
       break;
     default:
       break;
@@ -403,13 +455,8 @@ function finish(status, totals, error) {
   const jobPath = `jobs/${encodeURIComponent(current.job_id)}`;
   if (WITH_REPORT.has(status)) {
     setBar(100);
-    // The API's links rather than COMPLETE's presigned one: they answer with
-    // a fresh presigned link whenever they are followed.
-    $("download").href = apiUrl(`${jobPath}/report`);
-    $("download-result").href = apiUrl(`${jobPath}/result`);
-    $("download-rows").href = apiUrl(`${jobPath}/rows`);
+    // The buttons ask the API for the files when clicked (see download()).
     $("download-rows").textContent = `${sentenceCase(itemLabel() === "chunks" ? "rows" : itemLabel())} (CSV)`;
-    $("download-pdf").href = apiUrl(`${jobPath}/pdf`);
     $("finished").hidden = false;
     // Only processors that answer per row leave a rows file; only page jobs
     // asked for one have a PDF.
@@ -472,6 +519,59 @@ function setLiveStatus(text, state = "") {
   line.className = `live-status ${state}`;
 }
 
+// -- downloads ------------------------------------------------------------------
+
+// A link to the API cannot carry the key, so each button asks the API for
+// its file when clicked. The report, rows and PDF routes answer `?link=1`
+// with a fresh presigned S3 link, which S3 serves as an attachment: going
+// there downloads the file and leaves this page where it is. The result
+// route answers with the JSON itself (or, when it is large, a 303 to S3 that
+// fetch follows, leaving the key behind): it is saved from memory.
+const DOWNLOADS = { download: ["report", "report"], "download-rows": ["rows", "rows file"],
+                    "download-pdf": ["pdf", "PDF"], "download-result": ["result", "result"] };
+
+async function download(event) {
+  const button = event.currentTarget;
+  const [route, words] = DOWNLOADS[button.id];
+  if (!current) return;
+  const jobPath = `jobs/${encodeURIComponent(current.job_id)}`;
+  button.disabled = true;
+  try {
+    if (route === "result") {
+      const response = await apiFetch(`${jobPath}/result`);
+      if (!response.ok) throw apiError(response, await response.json().catch(() => ({})), "the result");
+      saveBlob(await response.blob(), `${baseName(current.filename)}_result.json`);
+    } else {
+      const { download_url: url } = await api(`${jobPath}/${route}?link=1`);
+      if (!/^https?:\/\//i.test(url || "")) throw new Error("the API gave no link to the file");
+      window.location.assign(url);
+    }
+  } catch (err) {
+    if (!err.refused) showAlert(`The ${words} could not be downloaded: ${err.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(new Blob([blob], { type: "application/json" }));
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+// sales.csv -> sales, as the API names a job's files (sales_report.xlsx).
+function baseName(filename) {
+  const name = filename || "job";
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? name.slice(0, dot) : name;
+}
+
 // -- the results table --------------------------------------------------------
 
 function addResult(kind, data) {
@@ -493,7 +593,7 @@ function addResult(kind, data) {
 }
 
 function setColumns(columns) {
-  current.columns = columns.map(([key]) => key);
+  if (current) current.columns = columns.map(([key]) => key);
   $("results-columns").replaceChildren(...columns.map(([key]) => {
     const col = document.createElement("col");
     col.className = `col-${key}`;
@@ -581,9 +681,13 @@ function startPolling(reason) {
     try {
       applyJob(await api(`jobs/${encodeURIComponent(jobId)}`));
     } catch (err) {
+      if (err.status === 404) {
+        jobGone(jobId, err.message);
+        return;
+      }
       // Asked too often (the API throttles status queries): wait as told.
       if (err.retryAfter) wait = err.retryAfter * 1000;
-      setLiveStatus(`${reason} · last poll failed: ${err.message}`, "warning");
+      if (!err.refused) setLiveStatus(`${reason} · last poll failed: ${err.message}`, "warning");
     }
     if (current && current.job_id === jobId && !current.final && current.pollTimer) {
       current.pollTimer = setTimeout(tick, wait);
@@ -611,9 +715,11 @@ function applyJob(job) {
 
 // -- the WebSocket ------------------------------------------------------------
 
-// One socket for the page. When it drops, the job being followed is polled
-// and the socket is reopened, slower and slower; once it is back the job is
-// subscribed to again and polling stops.
+// One socket for the page, opened with the key (a browser cannot set headers
+// on a WebSocket, so it goes as `?api_key=`). When it drops, the job being
+// followed is polled and the socket is reopened, slower and slower; once it
+// is back the job is subscribed to again and polling stops. Signed out, it
+// stays closed.
 class LiveChannel {
   constructor(url) {
     this.url = url;
@@ -622,6 +728,26 @@ class LiveChannel {
     this.waiters = new Map();
     this.retries = 0;
     this.retryTimer = null;
+    this.running = false;
+  }
+
+  start() {
+    this.running = true;
+    this.retries = 0;
+  }
+
+  stop() {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    const { socket } = this;
+    this.socket = null;
+    if (socket) socket.close(1000, "signed out");
+  }
+
+  signedUrl(key) {
+    const url = new URL(this.url);
+    url.searchParams.set("api_key", key);
+    return url.href;
   }
 
   isOpen() {
@@ -631,24 +757,27 @@ class LiveChannel {
   // Resolves true once the socket is open; false when there is none to open
   // or it does not open in time.
   ensureOpen() {
-    if (!this.url) return Promise.resolve(false);
+    if (!this.url || !this.running || !session.key) return Promise.resolve(false);
     if (this.isOpen()) return Promise.resolve(true);
     if (!this.opening) this.opening = this.open().finally(() => { this.opening = null; });
     return this.opening;
   }
 
   open() {
+    const key = session.key;
     return new Promise((resolve) => {
       let socket;
       try {
-        socket = new WebSocket(this.url);
+        socket = new WebSocket(this.signedUrl(key));
       } catch {
         resolve(false);
         return;
       }
       this.socket = socket;
+      let opened = false;
       const timer = setTimeout(() => resolve(false), CONNECT_WAIT_MS);
       socket.addEventListener("open", () => {
+        opened = true;
         clearTimeout(timer);
         this.retries = 0;
         showConnection("Live", "live");
@@ -659,13 +788,17 @@ class LiveChannel {
       socket.addEventListener("close", () => {
         clearTimeout(timer);
         resolve(false);
+        // A socket refused before it opens (403, a key it does not take)
+        // looks, to a page, like one that could not be reached: the API
+        // says which it was, signing the page out if it was the key.
+        if (!opened && this.socket === socket && key === session.key) api("jobs?limit=1").catch(() => {});
         this.lost(socket);
       });
     });
   }
 
   lost(socket) {
-    if (this.socket !== socket) return;
+    if (this.socket !== socket || !this.running) return;
     this.socket = null;
     showConnection("Offline · polling", "offline");
     if (current && !current.final) startPolling("Live updates lost · polling");
@@ -731,6 +864,18 @@ class LiveChannel {
 
 const live = new LiveChannel(config.ws_url);
 
+async function goLive() {
+  live.start();
+  if (!config.ws_url) {
+    showConnection("Polling · no live channel", "offline");
+    return false;
+  }
+  showConnection("Connecting…", "connecting");
+  const open = await live.ensureOpen();
+  if (!open && !live.isOpen() && session.key) showConnection("Offline · polling", "offline");
+  return open;
+}
+
 function showConnection(text, state) {
   const badge = $("connection");
   badge.textContent = text;
@@ -739,19 +884,26 @@ function showConnection(text, state) {
 
 // -- recent jobs --------------------------------------------------------------
 
+// The signed-in tenant's jobs (the API lists no other). Says how it went:
+// "ok", "refused" (the key: the page is signed out), "failed" or "signed out".
 async function refreshRecentJobs() {
+  const { key } = session;
+  if (!key) return "signed out";
   let jobs;
   try {
     ({ jobs } = await api(`jobs?limit=${RECENT_JOBS_SHOWN}`));
   } catch (err) {
-    $("recent-hint").textContent = `Recent jobs could not be loaded: ${err.message}`;
-    return;
+    if (err.refused) return "refused";
+    if (key === session.key) $("recent-hint").textContent = `Recent jobs could not be loaded: ${err.message}`;
+    return "failed";
   }
+  if (key !== session.key) return "signed out";   // an answer for a key since replaced
   $("recent-jobs").replaceChildren(...jobs.map(recentJobItem));
   $("recent-hint").textContent = jobs.length ? "Choose a job to follow it." : "No jobs yet.";
   // A final status the live channel did not bring (a push lost on the way).
   const mine = current && !current.final && jobs.find((j) => j.job_id === current.job_id);
   if (mine && FINAL.has(mine.status)) applyJob(mine);
+  return "ok";
 }
 
 function recentJobItem(job) {
@@ -805,18 +957,164 @@ function formatTime(iso) {
     : when.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
 }
 
+// -- signing in ------------------------------------------------------------------
+
+function storedKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE);
+  } catch {
+    return null;   // storage blocked: the key lasts as long as this page
+  }
+}
+
+function rememberKey(key) {
+  try {
+    localStorage.setItem(KEY_STORAGE, key);
+  } catch {
+    // storage blocked: the key lasts as long as this page
+  }
+}
+
+function forgetKey() {
+  try {
+    localStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // nothing was kept
+  }
+}
+
+// A key in the address (`#key=...`, the link `make run` prints), taken out of
+// it at once, so that it stays out of the tab's history and out of any link
+// copied from the address bar. A fragment never reaches a server.
+function keyFromAddress() {
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  if (!fragment.has("key")) return null;
+  const key = fragment.get("key").trim();
+  fragment.delete("key");
+  const rest = fragment.toString();
+  const { pathname, search } = window.location;
+  window.history.replaceState(window.history.state, "", `${pathname}${search}${rest ? `#${rest}` : ""}`);
+  return key;
+}
+
+function useKey(key, fromLink) {
+  if (KEY_SHAPE.test(key)) {
+    signIn(key);
+  } else if (fromLink) {
+    showSignIn("The link's key is not an API key: a key is slk_ and 43 more characters.");
+  } else {
+    forgetKey();
+    showSignIn("");
+  }
+}
+
+// The first call with a key (the recent jobs) says whether the API takes it;
+// until it answers, neither the form nor the dashboard shows.
+async function signIn(key) {
+  stopSession();
+  session.key = key;
+  rememberKey(key);
+  const button = $("sign-in-button");
+  button.disabled = true;
+  button.textContent = "Signing in…";
+  const answer = await refreshRecentJobs();
+  button.disabled = false;
+  button.textContent = "Sign in";
+  if (answer === "refused" || session.key !== key) return;
+  showApp();
+  session.recentTimer = setInterval(refreshRecentJobs, RECENT_JOBS_MS);
+  await goLive();
+  // A job followed when the key was refused: followed again, with this key.
+  if (current && !current.final && session.key === key) await watch(current.job_id, "Live updates (resumed)");
+}
+
+// Nothing runs for the key any more; what the page shows stays as it is.
+function stopSession() {
+  clearInterval(session.recentTimer);
+  session.recentTimer = null;
+  live.stop();
+  stopPolling();
+}
+
+// The API or the socket refused the key (wrong, expired, revoked): ask for
+// another. The job form keeps what was chosen in it.
+function keyRefused() {
+  const ending = session.key.slice(-4);
+  stopSession();
+  session.key = null;
+  forgetKey();
+  showSignIn(`The API refused the key ending in …${ending}: it is wrong, expired or revoked. Enter a valid key.`);
+}
+
+// Forget the key, and the tenant's jobs with it.
+function signOut() {
+  stopSession();
+  session.key = null;
+  forgetKey();
+  current = null;
+  resetJobView(null);
+  $("recent-jobs").replaceChildren();
+  $("recent-hint").textContent = "Choose a job to follow it.";
+  $("job-form").reset();
+  renderOptions();
+  showChosenFile();
+  showFormError("");
+  showSignIn("");
+}
+
+function submitKey(event) {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  if (KEY_SHAPE.test(key)) {
+    signIn(key);
+    return;
+  }
+  showSignInError(key ? "That is not an API key: a key is slk_ and 43 more letters, digits, - or _."
+    : "Enter an API key.");
+}
+
+function showSignIn(message) {
+  $("app").hidden = true;
+  for (const id of ["connection", "signed-in", "sign-out"]) $(id).hidden = true;
+  $("sign-in").hidden = false;
+  showSignInError(message);
+  $("api-key").value = "";
+  $("api-key").focus();
+}
+
+function showSignInError(message) {
+  $("sign-in-error").textContent = message;
+  $("sign-in-error").hidden = !message;
+}
+
+// The API never says which tenant a key is for, so the page names the key
+// by its last characters.
+function showApp() {
+  $("sign-in").hidden = true;
+  showSignInError("");
+  $("api-key").value = "";
+  const ending = document.createElement("code");
+  ending.textContent = `…${session.key.slice(-4)}`;
+  $("signed-in").replaceChildren("Signed in · key ", ending);
+  for (const id of ["connection", "signed-in", "sign-out"]) $(id).hidden = false;
+  $("app").hidden = false;
+}
+
 // -- start --------------------------------------------------------------------
 
 $("processor").addEventListener("change", renderOptions);
 $("job-form").addEventListener("submit", startJob);
 $("refresh-jobs").addEventListener("click", refreshRecentJobs);
+$("sign-in-form").addEventListener("submit", submitKey);
+$("sign-out").addEventListener("click", signOut);
+for (const id of Object.keys(DOWNLOADS)) $(id).addEventListener("click", download);
+window.addEventListener("hashchange", () => {
+  const key = keyFromAddress();
+  if (key !== null) useKey(key, true);
+});
 setupDropzone();
-loadProcessors();
-refreshRecentJobs();
-setInterval(refreshRecentJobs, RECENT_JOBS_MS);
-if (config.ws_url) {
-  showConnection("Connecting…", "connecting");
-  live.ensureOpen().then((open) => { if (!open && !live.isOpen()) showConnection("Offline · polling", "offline"); });
-} else {
-  showConnection("Polling · no live channel", "offline");
-}
+loadProcessors();   // public: the form is ready when the key is
+const linkedKey = keyFromAddress();
+const startKey = linkedKey ?? storedKey();
+if (startKey) useKey(startKey, linkedKey !== null);
+else showSignIn("");

@@ -17,8 +17,10 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from ..auth.keys import valid_tenant
 from ..notify.callbacks import validate_callback_url
 from ..processors import get_processor
+from ..processors.option_checks import pipeline_options
 from ..sources.csv_plan import plan_csv, sniff_delimiter
 from ..sources.excel import iter_xlsx_rows, write_csv_chunks
 from ..sources.sniff import (
@@ -61,7 +63,7 @@ def new_job(pipe: Pipeline, filename: str, processor: str, options: Mapping[str,
     callback_url = _checked_callback(pipe, callback_url)
     job_id = new_job_id()
     job = Job(job_id=job_id, processor=processor, filename=filename,
-              source_key=upload_key(job_id, filename), options=options, tenant=tenant,
+              source_key=upload_key(job_id), options=options, tenant=tenant,
               callback_url=callback_url)
     pipe.store.create_job(job, pipe.ttl_epoch())
     return job
@@ -71,10 +73,12 @@ def validated_options(pipe: Pipeline, processor: str, options: Mapping[str, Any]
     """The job's options checked by its processor, over the stage's defaults."""
     chosen = get_processor(processor)
     defaults = chosen.option_defaults(pipe.settings) if hasattr(chosen, "option_defaults") else {}
-    clean = chosen.validate_options({**defaults, **(options or {})})
+    # The pipeline's own options (max_failed_percent) are checked once, for every processor.
+    shared, own = pipeline_options({**defaults, **(options or {})})
+    clean = chosen.validate_options(own)
     if not isinstance(clean.get("strict", False), bool):
         raise InputError(f"options.strict must be true or false, got {clean['strict']!r}")
-    return clean
+    return {**clean, **shared}
 
 
 def _checked_callback(pipe: Pipeline, url: str | None) -> str | None:
@@ -154,8 +158,12 @@ def _job_for_dropped_object(pipe: Pipeline, key: str, sequencer: str,
         callback_url = _checked_callback(pipe, metadata.get("callback-url"))
     except InputError as exc:
         problem = problem or f"the object's 'callback-url' metadata: {exc}"
+    try:
+        tenant = valid_tenant(metadata.get("tenant") or pipe.settings.default_tenant)
+    except InputError as exc:
+        tenant, problem = pipe.settings.default_tenant, problem or f"the object's 'tenant' metadata: {exc}"
     job = Job(job_id=job_id, processor=processor or "unknown", filename=filename,
-              source_key=key, options=options, callback_url=callback_url)
+              source_key=key, options=options, callback_url=callback_url, tenant=tenant)
     if not pipe.store.create_job(job, pipe.ttl_epoch()):
         return pipe.store.get_job(job_id)
     if problem:
@@ -230,7 +238,9 @@ class FanOut:
             self._job_id,
             [{"index": t.index, "key": t.source.key, "start": t.source.start,
               "end": t.source.end, "first_row": t.source.first_row,
-              **({"last_row": t.source.last_row} if t.source.last_row is not None else {})}
+              **({"last_row": t.source.last_row} if t.source.last_row is not None else {}),
+              # The message itself, so a retry or the sweeper can send it again.
+              "message": json.dumps(t.to_message(), separators=(",", ":"))}
              for t in tasks],
             self._pipe.ttl_epoch(),
         )

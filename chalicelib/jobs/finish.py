@@ -1,14 +1,23 @@
 """Aggregation: fold every chunk's partial, let the processor finish, write
-the outputs, and end the job. Runs once per job (the aggregating status is
-claimed by exactly one worker); a redelivered aggregation message finds the
-job already final and does nothing."""
+the outputs, and end the job. Takes effect once per job: the final
+transition, from aggregating, succeeds once. A second aggregation message (a
+redelivery, the stream's copy of it) finds the job final and does nothing;
+one that arrives while the first still runs does the same work again, writes
+the same outputs to the same keys, and loses the transition.
+
+Failed chunks are tolerated up to options.max_failed_percent of the job's
+chunks (0 unless the job says, as Step Functions' tolerated failure
+percentage): above it the job fails, otherwise it completes with errors and
+lists them. An error worth a retry is kept beside the job (its AGGREGATION
+record) before it propagates, for the dead-letter handler to report.
+"""
 from __future__ import annotations
 
 import logging
 from typing import Any
 
 from ..processors import FinishContext, Outcome, fold, get_processor
-from .lifecycle import fail_job, write_file_record
+from .lifecycle import fail_job, file_record
 from .model import (
     ChunkStatus,
     InputError,
@@ -16,6 +25,7 @@ from .model import (
     JobStatus,
     ServiceError,
     TransitionRejectedError,
+    retried_error,
     unexpected_error,
     utc_now,
 )
@@ -26,9 +36,28 @@ log = logging.getLogger(__name__)
 
 # Row errors shown in the result JSON; the Excel report's Errors sheet has all.
 RESULT_ROW_ERRORS = 1000
+# The record beside the job that keeps the last error of its aggregation.
+AGGREGATION_RECORD = "AGGREGATION"
 
 
 def aggregate_job(pipe: Pipeline, job_id: str) -> str:
+    try:
+        return _aggregate(pipe, job_id)
+    except Exception as exc:
+        _note_error(pipe, job_id, exc)
+        raise
+
+
+def _note_error(pipe: Pipeline, job_id: str, exc: Exception) -> None:
+    try:
+        pipe.store.put_record(job_id, AGGREGATION_RECORD,
+                              {"last_error": retried_error(exc), "at": utc_now()},
+                              pipe.ttl_epoch())
+    except Exception:  # noqa: BLE001 - best effort: the retry matters more
+        log.warning("could not note the aggregation error of job %s", job_id, exc_info=True)
+
+
+def _aggregate(pipe: Pipeline, job_id: str) -> str:
     job = pipe.store.get_job(job_id)
     if job.status != JobStatus.AGGREGATING:
         return "skipped"
@@ -42,6 +71,9 @@ def aggregate_job(pipe: Pipeline, job_id: str) -> str:
     if not done:
         reason = failed[0]["error"] if failed else "no chunk produced any rows"
         return _fail(pipe, job, reason)
+    too_many = _too_many_failed(job, failed_chunks, len(chunks))
+    if too_many:
+        return _fail(pipe, job, too_many)
 
     merged = fold(processor, files.partials())
     ctx = FinishContext(job_id=job_id, filename=job.filename, options=job.options,
@@ -80,14 +112,18 @@ def aggregate_job(pipe: Pipeline, job_id: str) -> str:
     problems = outcome.problems + files.row_error_count + len(failed)
     status = JobStatus.COMPLETED_WITH_ERRORS if problems else JobStatus.COMPLETED
     try:
-        final = pipe.store.transition(
+        # The FILE record goes in the same write: a record written after it
+        # would be lost to a crash in between (the redelivery finds the job
+        # final), and one written before could outlive a transition lost to
+        # another ending (a sweep's failure, a cancel).
+        pipe.store.transition(
             job_id, [JobStatus.AGGREGATING.value], status.value,
+            record=file_record(pipe, job, status="success", extra=outcome.record),
             result_key=outputs["result"], outputs=outputs, totals=outcome.totals,
             finished_at=utc_now(),
         )
     except TransitionRejectedError:
         return "skipped"
-    write_file_record(pipe, final, status="success", extra=outcome.record)
     return status.value
 
 
@@ -100,6 +136,18 @@ def _attach_errors(outcome: Outcome, files: ChunkFiles, failed_chunks: list[dict
         }}
         outcome.totals = {**outcome.totals, "rows_rejected": files.row_error_count,
                           "chunks_failed": len(failed_chunks)}
+
+
+def _too_many_failed(job: Job, failed_chunks: list[dict], total: int) -> str | None:
+    """Why the failed chunks fail the job, or None while they are tolerated."""
+    tolerated = job.options.get("max_failed_percent", 0)
+    share = 100.0 * len(failed_chunks) / total if total else 0.0
+    if not failed_chunks or share <= tolerated:
+        return None
+    shown = _first_errors([{"error": f"chunk {e['chunk']}: {e['error']}"} for e in failed_chunks],
+                          len(failed_chunks))
+    return (f"{len(failed_chunks)} of {total} chunks failed ({share:.3g}%), more than "
+            f"options.max_failed_percent allows ({tolerated}%): {shown}")
 
 
 def _first_errors(errors: list[dict[str, Any]], total: int, shown: int = 3) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .model import ChunkStatus, Job, JobNotFoundError, JobStatus, TransitionRejectedError, utc_now
-from .ports import ObjectInfo
+from .ports import JobRecord, ObjectInfo
 
 
 class MemoryBlobStore:
@@ -113,7 +113,7 @@ class MemoryJobStore:
         return [copy.deepcopy(j) for j in jobs[:limit]]
 
     def transition(self, job_id: str, from_statuses: Iterable[str], to_status: str,
-                   **fields: Any) -> Job:
+                   record: JobRecord | None = None, **fields: Any) -> Job:
         allowed = set(from_statuses)
         with self._lock:
             job = self._job(job_id)
@@ -124,6 +124,8 @@ class MemoryJobStore:
             job.updated_at = utc_now()
             for name, value in fields.items():
                 setattr(job, name, copy.deepcopy(value))
+            if record is not None:
+                self._put_record(job_id, record.sort_key, record.item)
             return copy.deepcopy(job)
 
     def put_chunks(self, job_id: str, chunks: list[dict[str, Any]], ttl_epoch: int) -> None:
@@ -164,10 +166,48 @@ class MemoryJobStore:
         with self._lock:
             return [copy.deepcopy(c) for _, c in sorted(self.chunks.get(job_id, {}).items())]
 
+    def get_chunk(self, job_id: str, index: int) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self.chunks.get(job_id, {}).get(index))
+
+    def note_chunk_error(self, job_id: str, index: int, error: str) -> None:
+        with self._lock:
+            chunk = self.chunks.get(job_id, {}).get(index)
+            if chunk is not None and chunk["status"] == ChunkStatus.PENDING.value:
+                chunk.update(last_error=error, last_error_at=utc_now(),
+                             attempts=chunk.get("attempts", 0) + 1)
+
+    def retry_chunks(self, job_id: str, indexes: list[int], from_statuses: Iterable[str],
+                     ttl_epoch: int) -> Job:
+        with self._lock:
+            job = self._job(job_id)
+            if job.status.value not in set(from_statuses):
+                raise TransitionRejectedError(
+                    f"job {job_id} is {job.status.value}, not one of {sorted(from_statuses)}")
+            table = self.chunks.get(job_id, {})
+            if any(table.get(i, {}).get("status") != ChunkStatus.FAILED.value for i in indexes):
+                raise TransitionRejectedError(f"job {job_id}: not every chunk to retry has failed")
+            for index in indexes:
+                chunk = table[index]
+                chunk["last_error"] = chunk.pop("error", None)
+                chunk.pop("settled_at", None)
+                chunk["status"] = ChunkStatus.PENDING.value
+            job.status = JobStatus.PROCESSING
+            job.chunks_failed -= len(indexes)
+            job.error = job.finished_at = None
+            job.updated_at = utc_now()
+            return copy.deepcopy(job)
+
+    def list_open_jobs(self) -> list[Job]:
+        with self._lock:
+            return [copy.deepcopy(j) for _, j in sorted(self.jobs.items()) if not j.status.is_final]
+
     def put_record(self, job_id: str, sort_key: str, item: dict[str, Any], ttl_epoch: int) -> None:
         with self._lock:
-            self.records[(job_id, sort_key)] = {
-                k: copy.deepcopy(v) for k, v in item.items() if v is not None}
+            self._put_record(job_id, sort_key, item)
+
+    def _put_record(self, job_id: str, sort_key: str, item: dict[str, Any]) -> None:
+        self.records[(job_id, sort_key)] = {k: copy.deepcopy(v) for k, v in item.items() if v is not None}
 
     def get_record(self, job_id: str, sort_key: str) -> dict[str, Any] | None:
         with self._lock:

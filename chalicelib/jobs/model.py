@@ -57,6 +57,12 @@ def unexpected_error(exc: Exception) -> str:
     return f"the file could not be read ({type(exc).__name__}: {exc})"
 
 
+def retried_error(exc: Exception) -> str:
+    """The words kept for an error a retry may get past (a throttle, a 5xx, a
+    timeout), so that whoever gives up on the retries can say why."""
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
 class JobNotFoundError(SluiceError):
     pass
 
@@ -64,6 +70,11 @@ class JobNotFoundError(SluiceError):
 class TransitionRejectedError(SluiceError):
     """A conditional state change found the job or chunk in another state:
     someone else got there first, or the job was cancelled."""
+
+
+class JobConflictError(SluiceError):
+    """What was asked of a job (a retry, a cancel) does not fit its status;
+    the message says why, in words shown to the caller (HTTP 409)."""
 
 
 def new_job_id() -> str:
@@ -104,6 +115,9 @@ class Job:
     callback_url: str | None = None
     #: the processor's headline figures, set when the job completes
     totals: dict[str, Any] = field(default_factory=dict)
+    #: what the sweeper did to the job while it stalled, by status
+    #: ({"processing": 2}: its pending chunks were re-sent twice)
+    sweeps: dict[str, int] = field(default_factory=dict)
 
     @property
     def work_counts(self) -> tuple[int, int]:

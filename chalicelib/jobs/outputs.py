@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..processors import Outcome, Partial, Processor, ReportContent, RowColumn
+from ..reports.cells import FORMULA_PREFIXES
 from ..reports.excel import Column, Report, RowSheet, SummarySection, SummaryTable, error_sheet, write_report
 from .model import InputError, Job
 from .pipeline import Pipeline, result_key
@@ -99,7 +100,7 @@ def write_outputs(pipe: Pipeline, job: Job, processor: Processor, outcome: Outco
         outputs["result"] = result_key(job.job_id)
         if columns is not None:
             path = os.path.join(tmp, "rows.csv")
-            _concatenate_csv(files.row_file_bodies(), path)
+            _write_row_file(_row_frames(files, columns, integer_dtype="Int64"), columns, path)
             pipe.blobs.upload_from(path, rows_file_key(job.job_id), content_type="text/csv")
             outputs["rows"] = rows_file_key(job.job_id)
         path = os.path.join(tmp, "report.xlsx")
@@ -196,12 +197,15 @@ def _report(job: Job, processor: Processor, outcome: Outcome, files: ChunkFiles,
                   rows=rows, errors=error_sheet(itertools.chain(chunk_lines, row_lines)))
 
 
-def _concatenate_csv(bodies: Iterator[bytes], path: str) -> None:
-    """One CSV from the chunks' CSVs: the first header, then every chunk's rows."""
-    with open(path, "wb") as out:
-        first = True
-        for body in bodies:
-            if not first:
-                body = body[body.find(b"\n") + 1:] if b"\n" in body else b""
-            out.write(body)
-            first = False
+def _write_row_file(frames: Iterator[pd.DataFrame], columns: list[RowColumn], path: str) -> None:
+    """One CSV of every chunk's rows, the header once. Text that a
+    spreadsheet would run as a formula (= + - @ tab CR LF first) gets a
+    leading apostrophe, as the Excel report's cells do (OWASP's advice for
+    CSV injection); numbers stay numbers."""
+    text = [c.name for c in columns if c.kind == "text"]
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        for number, frame in enumerate(frames):
+            for name in text:
+                values = frame[name].astype(str)
+                frame[name] = values.where(~values.str.startswith(FORMULA_PREFIXES), "'" + values)
+            frame.to_csv(out, index=False, header=number == 0)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..auth.keys import ApiKeyStore
 from ..limits.ports import WindowCounter
 from ..live.ports import ConnectionStore, LiveSender
 from ..settings import Settings
@@ -33,6 +34,8 @@ class Pipeline:
     connections: ConnectionStore
     live: LiveSender
     settings: Settings
+    #: API keys, stored by hash, each naming its tenant
+    keys: ApiKeyStore
     #: outside services processors may use, by name: each factory builds the
     #: service for one job (e.g. "factor_api": the rate-limited factor client).
     services: dict[str, Callable[[str], Any]] = field(default_factory=dict)
@@ -41,8 +44,10 @@ class Pipeline:
         return int(time.time()) + self.settings.job_ttl_days * 86400
 
 
-def upload_key(job_id: str, filename: str) -> str:
-    return f"uploads/{job_id}/{filename}"
+def upload_key(job_id: str) -> str:
+    """Where a job's file is uploaded. Never the caller's file name: that
+    stays on the job, where it cannot choose a key."""
+    return f"uploads/{job_id}/source"
 
 
 def work_prefix(job_id: str) -> str:

@@ -21,6 +21,15 @@ class ObjectInfo:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class JobRecord:
+    """A free-form item beside a job (a processor's metadata record)."""
+
+    sort_key: str
+    item: dict[str, Any]
+    ttl_epoch: int
+
+
 class BlobStore(Protocol):
     def head(self, key: str) -> ObjectInfo: ...
     def get(self, key: str) -> bytes: ...
@@ -52,9 +61,11 @@ class JobStore(Protocol):
     def get_job(self, job_id: str) -> Job: ...
     def list_jobs(self, limit: int = 50, tenant: str = "default") -> list[Job]: ...
     def transition(self, job_id: str, from_statuses: Iterable[str], to_status: str,
-                   **fields: Any) -> Job:
+                   record: JobRecord | None = None, **fields: Any) -> Job:
         """Move the job to `to_status` if it is in one of `from_statuses`,
-        setting `fields` at the same time; returns the job as it is after."""
+        setting `fields` at the same time; returns the job as it is after.
+        `record`, when given, is stored beside the job (as put_record) in the
+        same write: both or neither, so no crash keeps one without the other."""
     def put_chunks(self, job_id: str, chunks: list[dict[str, Any]], ttl_epoch: int) -> None:
         """Record planned chunks; a chunk that already exists is left as it is."""
     def complete_chunk(self, job_id: str, index: int, rows: int, result_key: str,
@@ -67,6 +78,19 @@ class JobStore(Protocol):
                    open_statuses: Iterable[str]) -> bool:
         """Like complete_chunk, for a chunk that cannot be processed."""
     def list_chunks(self, job_id: str) -> list[dict[str, Any]]: ...
+    def get_chunk(self, job_id: str, index: int) -> dict[str, Any] | None: ...
+    def note_chunk_error(self, job_id: str, index: int, error: str) -> None:
+        """Keep why a delivery of a pending chunk failed (`last_error`) and
+        count the attempt; a settled or unknown chunk is left as it is."""
+    def retry_chunks(self, job_id: str, indexes: list[int], from_statuses: Iterable[str],
+                     ttl_epoch: int) -> Job:
+        """Move the failed chunks `indexes` back to pending (their error kept
+        as `last_error`), take them off the job's `chunks_failed` and reopen
+        the job (processing, no error, not finished) if it is in one of
+        `from_statuses`; TransitionRejectedError, and nothing changed, if it
+        is not. Both get `ttl_epoch` as their new expiry."""
+    def list_open_jobs(self) -> list[Job]:
+        """Every job not in a final status, from an index (never a scan)."""
     def put_record(self, job_id: str, sort_key: str, item: dict[str, Any], ttl_epoch: int) -> None:
         """Store a free-form item beside the job (a processor's metadata record)."""
     def get_record(self, job_id: str, sort_key: str) -> dict[str, Any] | None: ...

@@ -3,6 +3,11 @@
 The partial is written before the chunk is counted, and the count is a
 transaction that only moves a pending chunk, so a message delivered twice
 (or a worker that dies between the two writes) never counts a chunk twice.
+
+A chunk of a job that is no longer open (cancelled, failed) is not started.
+An error worth a retry (throttling, a 5xx, a timeout) is noted on the chunk
+before it propagates, so that when the queue gives up on the message the
+dead-letter handler can say why (jobs/dead_letters.py).
 """
 from __future__ import annotations
 
@@ -15,7 +20,15 @@ from ..sources.pages import open_batch
 from ..sources.table import parse_csv_chunk
 from .documents import ChunkDocuments, task_codes
 from .lifecycle import OPEN_FOR_WORK, start_aggregation_if_done
-from .model import ChunkTask, InputError, ServiceError, TransitionRejectedError, unexpected_error
+from .model import (
+    ChunkTask,
+    InputError,
+    JobNotFoundError,
+    ServiceError,
+    TransitionRejectedError,
+    retried_error,
+    unexpected_error,
+)
 from .pipeline import Pipeline, work_prefix
 
 log = logging.getLogger(__name__)
@@ -31,9 +44,35 @@ def rows_key(job_id: str, index: int) -> str:
 
 def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     """Process one chunk message. Returns what happened: done, duplicate,
-    failed or closed (the job no longer takes work). Transient errors
-    propagate, so the queue delivers the message again."""
+    failed or closed (the job no longer takes work). Transient errors are
+    noted on the chunk and propagate, so the queue delivers the message again."""
+    try:
+        return _run_chunk(pipe, task)
+    except InputError:
+        raise  # a message that can never succeed: dropped, not retried
+    except Exception as exc:
+        _note_error(pipe, task, exc)
+        raise
+
+
+def _note_error(pipe: Pipeline, task: ChunkTask, exc: Exception) -> None:
+    """Best effort: the error that sends the message round again, kept on the chunk."""
+    try:
+        pipe.store.note_chunk_error(task.job_id, task.index, retried_error(exc))
+    except Exception:  # noqa: BLE001 - the store may be what is failing; the retry matters more
+        log.warning("could not note the error of chunk %s of job %s", task.index, task.job_id,
+                    exc_info=True)
+
+
+def _run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     processor = get_processor(task.processor)
+    try:
+        job = pipe.store.get_job(task.job_id)
+    except JobNotFoundError:
+        log.warning("chunk %s of an unknown job %s dropped", task.index, task.job_id)
+        return "closed"
+    if job.status.value not in OPEN_FOR_WORK:
+        return "closed"  # cancelled, failed or already aggregating: start nothing
     events: list[dict] = []
 
     def emit(kind: str, body: dict) -> None:
@@ -114,6 +153,6 @@ def _settle_failed(pipe: Pipeline, task: ChunkTask, error: str) -> str:
         counted = pipe.store.fail_chunk(task.job_id, task.index, error, OPEN_FOR_WORK)
     except TransitionRejectedError:
         return "closed"
-    if counted:
-        start_aggregation_if_done(pipe, task.job_id)
+    # On a redelivery too, as for a chunk done (see _run_chunk).
+    start_aggregation_if_done(pipe, task.job_id)
     return "failed" if counted else "duplicate"

@@ -15,6 +15,11 @@ class MemoryConnectionStore:
         with self._lock:
             self.connections[connection_id] = {**info, "jobs": []}
 
+    def get(self, connection_id: str) -> dict[str, str] | None:
+        with self._lock:
+            found = self.connections.get(connection_id)
+            return {k: v for k, v in found.items() if k != "jobs"} if found else None
+
     def remove(self, connection_id: str) -> list[str]:
         with self._lock:
             return list(self.connections.pop(connection_id, {}).get("jobs", []))

@@ -6,7 +6,9 @@ from typing import Any, Protocol
 
 
 class ConnectionStore(Protocol):
-    def add(self, connection_id: str, info: dict[str, Any], ttl_epoch: int) -> None: ...
+    def add(self, connection_id: str, info: dict[str, str], ttl_epoch: int) -> None: ...
+    def get(self, connection_id: str) -> dict[str, str] | None:
+        """What `add` kept about the connection (its tenant...), or None."""
     def remove(self, connection_id: str) -> list[str]:
         """Forget the connection; returns the jobs it followed."""
     def subscribe(self, job_id: str, connection_id: str, ttl_epoch: int) -> None: ...

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from ..auth.keys import authenticate
 from ..jobs.dispatch import new_job, store_upload
 from ..jobs.model import InputError, Job, JobNotFoundError, JobStatus
 from ..jobs.outputs import report_filename
@@ -99,8 +100,16 @@ def _ending(pipe: Pipeline, job: Job) -> dict[str, Any]:
 
 # -- the WebSocket handlers' work ------------------------------------------------
 
-def connect(pipe: Pipeline, connection_id: str, source_ip: str, epoch: int) -> None:
-    pipe.connections.add(connection_id, {"source_ip": source_ip}, epoch + CONNECTION_TTL_S)
+def connect(pipe: Pipeline, connection_id: str, source_ip: str, api_key: str | None, epoch: int) -> bool:
+    """Accept the connection when it presents a live API key (a browser
+    cannot set headers on a WebSocket, so it comes as the `api_key` query
+    parameter); the connection then acts for that key's tenant only."""
+    key = authenticate(pipe.keys, api_key, epoch)
+    if key is None:
+        return False
+    pipe.connections.add(connection_id, {"source_ip": source_ip, "tenant": key.tenant},
+                         epoch + CONNECTION_TTL_S)
+    return True
 
 
 def disconnect(pipe: Pipeline, connection_id: str) -> None:
@@ -120,24 +129,31 @@ def handle_message(pipe: Pipeline, connection_id: str, body: str, epoch: int) ->
                                                      '{"action": "subscribe", "job_id": "..."}'))
         return
     action = request.get("action")
+    # Only a connection that came in with a key is stored; one that expired
+    # (24 h) or was dropped has no tenant to act for.
+    tenant = (pipe.connections.get(connection_id) or {}).get("tenant")
     try:
+        if tenant is None:
+            raise InputError("this connection is not signed in; connect again with ?api_key=<key>")
         if action == "subscribe":
-            _subscribe(pipe, connection_id, str(request.get("job_id") or ""), epoch)
+            _subscribe(pipe, connection_id, tenant, str(request.get("job_id") or ""), epoch)
         elif action == "unsubscribe":
             pipe.connections.unsubscribe(str(request.get("job_id") or ""), connection_id)
         elif action == "start_scan":
-            _start(pipe, connection_id, request, epoch)
+            _start(pipe, connection_id, tenant, request, epoch)
         else:
             raise InputError(f"unknown action {action!r}; use start_scan, subscribe or unsubscribe")
     except InputError as exc:
         pipe.live.send(connection_id, messages.error(str(exc), request.get("job_id")))
 
 
-def _subscribe(pipe: Pipeline, connection_id: str, job_id: str, epoch: int) -> None:
+def _subscribe(pipe: Pipeline, connection_id: str, tenant: str, job_id: str, epoch: int) -> None:
     try:
         job = pipe.store.get_job(job_id)
     except JobNotFoundError:
-        raise InputError(f"no job with id {job_id!r}") from None
+        job = None
+    if job is None or job.tenant != tenant:  # another tenant's job is not there for this caller
+        raise InputError(f"no job with id {job_id!r}")
     pipe.connections.subscribe(job_id, connection_id, epoch + CONNECTION_TTL_S)
     now = [messages.progress(job)]
     if job.status.is_final:
@@ -146,7 +162,7 @@ def _subscribe(pipe: Pipeline, connection_id: str, job_id: str, epoch: int) -> N
         pipe.live.send(connection_id, message)
 
 
-def _start(pipe: Pipeline, connection_id: str, request: dict[str, Any], epoch: int) -> None:
+def _start(pipe: Pipeline, connection_id: str, tenant: str, request: dict[str, Any], epoch: int) -> None:
     """Seed 001's start_scan: the file comes base64 in the message (WebSocket
     frames stop at 128 KB on API Gateway: larger files go through POST
     /uploads, then `subscribe`)."""
@@ -160,7 +176,7 @@ def _start(pipe: Pipeline, connection_id: str, request: dict[str, Any], epoch: i
     if "target_hole_codes" in request:
         options["target_hole_codes"] = request["target_hole_codes"]
     job = new_job(pipe, request.get("file_name") or request.get("filename") or "scan.zip",
-                  request.get("processor") or "scan", options,
+                  request.get("processor") or "scan", options, tenant=tenant,
                   callback_url=request.get("callback_url"))
     pipe.connections.subscribe(job.job_id, connection_id, epoch + CONNECTION_TTL_S)
     pipe.live.send(connection_id, messages.started(job))

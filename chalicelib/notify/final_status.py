@@ -26,7 +26,9 @@ def final_notice(job: Job, bucket: str) -> dict[str, Any]:
     public = job.to_public()
     return {
         "type": NOTICE_TYPE,
-        "event_id": f"{job.job_id}/{job.status.value}",
+        # One id per ending: the same for every delivery of it, a new one when
+        # a retried job ends again (its finish time differs).
+        "event_id": f"{job.job_id}/{job.status.value}/{job.finished_at or job.updated_at}",
         "job_id": job.job_id,
         "status": job.status.value,
         "processor": job.processor,

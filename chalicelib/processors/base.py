@@ -170,10 +170,14 @@ class Processor(Protocol):
     chunk_kind: str
     #: the per-row output's columns, or None when it has none
     row_columns: list[RowColumn] | None
+    #: the kinds of file it reads, as sources.sniff names them ("csv", "xlsx", "zip", "tiff", "pdf")
+    input_kinds: tuple[str, ...]
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Check and normalise the caller's options; raise InputError with a
-        message naming the bad option."""
+        message naming the bad option. The options the pipeline itself reads
+        (max_failed_percent) never reach it: option_checks.pipeline_options
+        checks them once for every processor."""
 
     # Optional: `option_defaults(settings) -> dict`, stage-wide defaults the
     # job's own options override (carbon's factor source).

@@ -41,6 +41,8 @@ _HEADERS = {"row": "Row", "activity": "Activity", "amount": "Amount", "unit": "U
 class CarbonProcessor:
     name = "carbon"
     chunk_kind = "table"
+    #: what its files are, by their first bytes (sources.sniff); others are refused
+    input_kinds = ("csv", "xlsx")
     row_columns = [RowColumn(c, _HEADERS[c], _KINDS.get(c, "text")) for c in ROW_COLUMNS]
     description = "Greenhouse-gas emissions of every activity row (DESNZ 2023 and eGRID2022 factors)"
     # What validate_options accepts, for GET /processors and the dashboard's form.

@@ -47,6 +47,8 @@ _KNOWN_OPTIONS = {"pages_per_batch", "pdf", "detectors", "strict"}
 class PagesProcessor:
     name = "pages"
     chunk_kind = "pages"
+    #: what its files are, by their first bytes (sources.sniff); others are refused
+    input_kinds = ("tiff", "pdf")
     item_label = "pages"
     description = ("Find NPIs (National Provider Identifiers) on every page of a multi-page "
                    "TIFF or PDF, with OCR where a page has no text")

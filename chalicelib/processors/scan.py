@@ -33,6 +33,8 @@ _COUNTS = ("documents", "matches", "with_codes", "unreadable", "without_text")
 class ScanProcessor:
     name = "scan"
     chunk_kind = "documents"
+    #: what its files are, by their first bytes (sources.sniff); others are refused
+    input_kinds = ("zip", "csv", "xlsx")
     item_label = "documents"
     row_columns = [
         RowColumn("number", "#", "integer"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import pytest
 from botocore.config import Config
 
 from local_cloud import READY_LINE
+from tests.support.authed import ApiSession
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60
@@ -69,6 +71,21 @@ class LocalCloudProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @functools.cached_property
+    def api_key(self) -> str:
+        """The key `python -m local_cloud` printed (`API key: <key>`)."""
+        return re.search(r"^API key: (\S+)$", self.log(), re.MULTILINE).group(1)
+
+    @functools.cached_property
+    def http(self) -> ApiSession:
+        """requests, sending the printed key to the API (and only there)."""
+        return ApiSession(self.api_url, self.api_key)
+
+    @property
+    def ws_signed_in(self) -> str:
+        """The WebSocket URL with the key, as a browser connects."""
+        return f"{self.ws_url}/?api_key={self.api_key}"
 
 
 @pytest.fixture(scope="session")

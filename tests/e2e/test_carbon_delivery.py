@@ -12,7 +12,6 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-import requests
 
 from chalicelib.notify.callbacks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from local_cloud.cloud import LOCAL_DEFAULTS
@@ -48,13 +47,13 @@ def carbon_job(local_cloud):
     """The example file, posted with a callback whose first delivery fails."""
     with CallbackReceiver() as receiver:
         receiver.answer_first(1, 503)
-        resp = requests.post(
+        resp = local_cloud.http.post(
             f"{local_cloud.api_url}/jobs",
             params={"processor": "carbon", "filename": "activities.csv",
                     "callback_url": f"{receiver.url}/hooks/sluice"},
             data=EXAMPLE.read_bytes(), headers={"Content-Type": "text/csv"}, timeout=30)
         assert resp.status_code == 202, resp.text
-        job = wait_final(local_cloud.api_url, resp.json()["job_id"])
+        job = wait_final(local_cloud.http, resp.json()["job_id"])
         # The first attempt is answered 503; the retry comes about 5 s later.
         calls = receiver.wait_for(2, timeout=60)
     return job, calls
@@ -70,7 +69,7 @@ def test_the_example_completes_with_totals_on_the_job(carbon_job):
 
 def test_the_result_has_totals_and_every_row(local_cloud, carbon_job):
     job, _ = carbon_job
-    result = requests.get(f"{local_cloud.api_url}/jobs/{job['job_id']}/result", timeout=10).json()
+    result = local_cloud.http.get(f"{local_cloud.api_url}/jobs/{job['job_id']}/result", timeout=10).json()
     assert result["totals"]["kg_co2e"] == job["totals"]["kg_co2e"]
     assert [r["row"] for r in result["rows"]] == list(range(2, 19))
     assert result["rows"][0]["kg_co2e"] == pytest.approx(2588.375)  # 12,500 kWh x 0.20707
@@ -79,12 +78,12 @@ def test_the_result_has_totals_and_every_row(local_cloud, carbon_job):
 def test_the_report_comes_as_bytes_or_as_a_presigned_link(local_cloud, carbon_job):
     job, _ = carbon_job
     url = f"{local_cloud.api_url}/jobs/{job['job_id']}/report"
-    direct = requests.get(url, headers={"Accept": XLSX}, timeout=30)
+    direct = local_cloud.http.get(url, headers={"Accept": XLSX}, timeout=30)
     assert direct.status_code == 200
     assert direct.headers["Content-Type"] == XLSX
-    linked = requests.get(url, allow_redirects=False, timeout=30)
+    linked = local_cloud.http.get(url, allow_redirects=False, timeout=30)
     assert linked.status_code == 302
-    via_s3 = requests.get(linked.headers["Location"], timeout=30)
+    via_s3 = local_cloud.http.get(linked.headers["Location"], timeout=30)
     assert via_s3.status_code == 200 and via_s3.content == direct.content
     book = openpyxl.load_workbook(io.BytesIO(direct.content))
     assert book.sheetnames == ["Summary", "Rows", "Errors"]
@@ -93,7 +92,7 @@ def test_the_report_comes_as_bytes_or_as_a_presigned_link(local_cloud, carbon_jo
 
 def test_the_row_file_has_every_row(local_cloud, carbon_job):
     job, _ = carbon_job
-    resp = requests.get(f"{local_cloud.api_url}/jobs/{job['job_id']}/rows",
+    resp = local_cloud.http.get(f"{local_cloud.api_url}/jobs/{job['job_id']}/rows",
                         headers={"Accept": "text/csv"}, timeout=30)
     assert resp.status_code == 200
     rows = list(csv.DictReader(io.StringIO(resp.content.decode())))

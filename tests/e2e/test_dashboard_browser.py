@@ -1,28 +1,35 @@
 """The dashboard (GET /) in a real browser: Debian's Chromium, driven by
 Playwright through its executable path, against `python -m local_cloud`
-(the session's `local_cloud` fixture). Files are chosen and uploaded as a
-user does, the bar and the table are read from the page, and reports are
-downloaded by clicking.
+(the session's `local_cloud` fixture). The page signs in as a user does,
+through the `#key=` link `make run` prints or by typing the key; files are
+chosen and uploaded, the bar and the table are read from the page, and
+reports are downloaded by clicking.
 
 SLUICE_UPDATE_SCREENSHOT=1 also writes the finished scan to docs/dashboard.png.
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
 import random
 import re
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import openpyxl
 import pytest
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, WebSocketRoute, expect, sync_playwright
 
 from bench.generate import make_frame
+from chalicelib.adapters.dynamodb_keys import DynamoApiKeyStore
+from chalicelib.auth import ApiKey, issue_key, revoke_key
+from tests.support.authed import ApiSession
 from tests.support.documents import make_corpus, zip_bytes
 from tests.support.files import csv_bytes
 from tests.support.pages import npi_document, valid_npi
@@ -36,6 +43,7 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
 VIEWPORT = {"width": 1440, "height": 900}
 JOB_TIMEOUT_MS = 60_000
 CODES = ["HOLE-1", "HOLE-2", "HOLE-3"]
+REFUSAL = re.compile(r"^The API refused the key ending in …\S{4}: it is wrong, expired or revoked")
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -58,14 +66,50 @@ def page(browser, local_cloud) -> Iterator[Page]:
     page.problems = []
     page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
     page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
+    # Every request and WebSocket, to check where the key went.
+    page.sent = []
+    page.on("request", lambda request: page.sent.append(request))
+    page.sockets = []
+    page.on("websocket", lambda ws: page.sockets.append(ws.url))
     yield page
     context.close()
 
 
+# -- keys -------------------------------------------------------------------------
+
+def key_store(local_cloud) -> DynamoApiKeyStore:
+    return DynamoApiKeyStore(local_cloud.client("dynamodb"), local_cloud.outputs["TableName"])
+
+
+def new_key(local_cloud, tenant: str = "local") -> tuple[str, ApiKey]:
+    """A key issued into the running local cloud, as an admin would."""
+    return issue_key(key_store(local_cloud), tenant, "browser test", int(time.time()), days=1)
+
+
+def job_calls(page: Page, local_cloud) -> list:
+    """The requests the page made to the API's job routes."""
+    return [r for r in page.sent if r.url.startswith(local_cloud.api_url)
+            and re.match(r"/(jobs|uploads)\b", urlsplit(r.url).path)]
+
+
+def assert_the_key_went_to_the_api_only(page: Page, local_cloud, key: str) -> None:
+    calls = job_calls(page, local_cloud)
+    assert calls and all(r.headers.get("authorization") == f"Bearer {key}" for r in calls)
+    elsewhere = [r for r in page.sent if not r.url.startswith(local_cloud.api_url)]
+    assert not any(key in r.url or key in json.dumps(r.headers) for r in elsewhere)
+    assert page.sockets and all(url == f"{local_cloud.ws_url}/?api_key={quote(key, safe='')}"
+                                for url in page.sockets)
+    assert key not in page.content()  # never written into the page
+
+
 # -- driving the page ------------------------------------------------------------
 
-def open_dashboard(page: Page, api_url: str) -> None:
-    page.goto(f"{api_url}/")
+def open_dashboard(page: Page, local_cloud, key: str | None = None) -> None:
+    """Signed in through the link `make run` prints (`/#key=<key>`)."""
+    key = key or local_cloud.api_key
+    page.goto(f"{local_cloud.api_url}/#key={key}")
+    expect(page.locator("#signed-in")).to_have_text(f"Signed in · key …{key[-4:]}")
+    assert page.url == f"{local_cloud.api_url}/"  # the key left the address bar at once
     expect(page.locator("#processor option[value=scan]")).to_be_attached()
     # Every value the bar takes and every state of the live channel, in order.
     page.evaluate("""() => {
@@ -108,19 +152,40 @@ def wait_until_finished(page: Page) -> list[int]:
     """The bar at 100 and the report's button shown; returns the bar's values
     from the start of the job on."""
     expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100", timeout=JOB_TIMEOUT_MS)
-    expect(page.get_by_role("link", name="Download report")).to_be_visible()
+    expect(page.get_by_role("button", name="Download report")).to_be_visible()
     values = page.evaluate("window.barValues")
     since_start = values[len(values) - 1 - values[::-1].index(0):]  # follow() resets the bar to 0
     assert since_start == sorted(since_start), f"the bar went back: {values}"
     return since_start
 
 
-def download_report(page: Page, tmp_path: Path) -> openpyxl.Workbook:
+def download(page: Page, button: str, path: Path) -> Path:
+    """Click a download button and save what the browser downloads."""
     with page.expect_download() as download:
-        page.get_by_role("link", name="Download report").click()
-    path = tmp_path / "report.xlsx"
+        page.get_by_role("button", name=button, exact=True).click()
     download.value.save_as(path)
+    return path
+
+
+def download_report(page: Page, tmp_path: Path) -> openpyxl.Workbook:
+    """The report, through `?link=1` (the API gives the presigned link, the
+    page goes there); S3 serves it as an attachment."""
+    with page.expect_response(lambda r: r.url.endswith("/report?link=1")) as link:
+        path = download(page, "Download report", tmp_path / "report.xlsx")
+    assert link.value.status == 200 and link.value.json()["filename"].endswith("_report.xlsx")
     return openpyxl.load_workbook(path, read_only=True)
+
+
+def serve_downloads_as_s3_does(page: Page, local_cloud) -> None:
+    """S3 answers a presigned link with the Content-Disposition the link asks
+    for (response-content-disposition), so a CSV or a PDF is saved rather
+    than shown; moto ignores it, so the test adds it."""
+    def serve(route: Route) -> None:
+        response = route.fetch()
+        asked = parse_qs(urlsplit(route.request.url).query)["response-content-disposition"][0]
+        route.fulfill(response=response, headers={**response.headers, "content-disposition": asked})
+    page.route(lambda url: url.startswith(local_cloud.aws_url) and "response-content-disposition" in url,
+               serve)
 
 
 def table_headers(page: Page) -> list[str]:
@@ -156,7 +221,7 @@ def book_rows(book: openpyxl.Workbook) -> list[tuple]:
 
 def test_a_scan_followed_live_from_upload_to_report(page, local_cloud, tmp_path):
     corpus = make_corpus(30, CODES, seed=21, broken=2)
-    open_dashboard(page, local_cloud.api_url)
+    open_dashboard(page, local_cloud)
     expect(page.locator("#connection")).to_have_text("Live")
     job_id = start_job(page, "scan", "drawings.zip", zip_bytes(corpus.documents), "application/zip",
                        options={"Target hole codes": ", ".join(CODES)})
@@ -187,6 +252,10 @@ def test_a_scan_followed_live_from_upload_to_report(page, local_cloud, tmp_path)
     listed = {row[1]: row[2] for row in book_rows(book)}
     assert set(listed) == {name for name, _ in corpus.documents}
     assert [listed[name] for name in corpus.broken] == ["Unreadable"] * len(corpus.broken)
+    # The result JSON, fetched with the key and saved from memory.
+    result = json.loads(download(page, "Result (JSON)", tmp_path / "result.json").read_text())
+    assert result["documents"] == 30 and result["unreadable_documents"] == len(corpus.broken)
+    assert_the_key_went_to_the_api_only(page, local_cloud, local_cloud.api_key)
 
     followed = page.locator(f'#recent-jobs .job-item[data-job-id="{job_id}"]')
     expect(followed).to_have_attribute("aria-current", "true")
@@ -222,7 +291,7 @@ def test_a_socket_closed_mid_job_hands_over_to_polling(page, local_cloud, tmp_pa
     page.route_web_socket(lambda url: url.startswith("ws"), route)
     polls: list[str] = []
     page.on("request", lambda request: "/jobs/" in request.url and polls.append(request.url))
-    open_dashboard(page, local_cloud.api_url)
+    open_dashboard(page, local_cloud)
     job_id = start_job(page, "scan", "drawings.zip", zip_bytes(corpus.documents), "application/zip",
                        options={"Target hole codes": "\n".join(CODES)}, more={"Documents per chunk": "2"})
 
@@ -266,7 +335,7 @@ def test_a_socket_that_comes_back_takes_over_from_polling(page, local_cloud):
     page.route_web_socket(lambda url: url.startswith("ws"), route)
     page.route(re.compile(r"/jobs(/[^/?]+)?(\?.*)?$"),
                lambda route: route.abort() if route.request.method == "GET" else route.continue_())
-    open_dashboard(page, local_cloud.api_url)
+    open_dashboard(page, local_cloud)
     job_id = start_job(page, "scan", "drawings.zip", zip_bytes(corpus.documents), "application/zip",
                        options={"Target hole codes": ", ".join(CODES)}, more={"Documents per chunk": "2"})
 
@@ -277,14 +346,14 @@ def test_a_socket_that_comes_back_takes_over_from_polling(page, local_cloud):
     assert {"action": "subscribe", "job_id": job_id} in connections[1]
     states = page.evaluate("window.liveStates")
     assert "Live updates lost · polling" in states and states[-1] == "Finished", states
-    assert page.get_by_role("link", name="Download report").is_visible()
+    assert page.get_by_role("button", name="Download report").is_visible()
 
 
 def test_a_carbon_csv_shows_its_row_errors_and_its_report(page, local_cloud, tmp_path):
     rows = [["activity", "amount", "unit", "region", "year"]]
     rows += [["Diesel", str(10 + i), "litres", "GB", "2023"] for i in range(240)]
     rows += [["Diesel", "lots", "litres", "GB", "2023"], ["Moonbeams", "5", "kWh", "GB", "2023"]]
-    open_dashboard(page, local_cloud.api_url)
+    open_dashboard(page, local_cloud)
     job_id = start_job(page, "carbon", "fleet.csv", csv_bytes(rows), "text/csv", options={"Region": "GB"})
 
     wait_until_finished(page)
@@ -295,9 +364,11 @@ def test_a_carbon_csv_shows_its_row_errors_and_its_report(page, local_cloud, tmp
     assert any("lots" in r["detail"] for r in errors)
     expect(page.locator("#results-counts")).to_have_text("2 row errors")
     assert totals(page)["rows calculated"] == "240" and totals(page)["rows rejected"] == "2"
-    expect(page.get_by_role("link", name="Rows (CSV)")).to_be_visible()
     book = download_report(page, tmp_path)
     assert len(book_rows(book)) == 240
+    serve_downloads_as_s3_does(page, local_cloud)
+    saved = download(page, "Rows (CSV)", tmp_path / "rows.csv")
+    assert len(list(csv.DictReader(saved.open(newline="")))) == 240  # the rows calculated
     expect_recent_status(page, job_id, "completed with errors")
     assert page.problems == []
 
@@ -306,7 +377,7 @@ def test_a_scanned_tiff_shows_its_npis_page_by_page_and_its_pdf(page, local_clou
     rng = random.Random(8)
     wanted = {2: [valid_npi(rng)], 7: [valid_npi(rng), valid_npi(rng)]}
     data, expected = npi_document(8, wanted, rng, size=(1000, 700), font_size=30)
-    open_dashboard(page, local_cloud.api_url)
+    open_dashboard(page, local_cloud)
     job_id = start_job(page, "pages", "fax.tiff", data, "image/tiff", checks=("Pdf",))
 
     wait_until_finished(page)
@@ -316,19 +387,15 @@ def test_a_scanned_tiff_shows_its_npis_page_by_page_and_its_pdf(page, local_clou
     found = sorted((int(r["number"]), r["code"]) for r in table_rows(page, "match"))
     assert found == sorted((p, npi) for p, npis in expected.npis.items() for npi in npis)
     assert totals(page)["% of pages with an NPI"] == "25" and totals(page)["pages"] == "8"
-    # Chromium shows a PDF rather than saving it (moto ignores the presigned
-    # link's attachment disposition, which S3 honours): fetch what it links to.
-    link = page.get_by_role("link", name="PDF")
-    expect(link).to_be_visible()
-    fetched = page.request.get(link.get_attribute("href"))
-    assert fetched.ok and fetched.body().startswith(b"%PDF")
+    serve_downloads_as_s3_does(page, local_cloud)
+    assert download(page, "PDF", tmp_path / "npi.pdf").read_bytes().startswith(b"%PDF")
     expect_recent_status(page, job_id, "completed")
     assert page.problems == []
 
 
 def test_a_job_started_while_the_socket_is_down_completes_by_polling(page, local_cloud, tmp_path):
     page.route_web_socket(lambda url: url.startswith("ws"), lambda ws: ws.close(code=1011, reason="down"))
-    open_dashboard(page, local_cloud.api_url)
+    open_dashboard(page, local_cloud)
     expect(page.locator("#connection")).to_have_text("Offline · polling")
     buffer = io.StringIO()
     make_frame(1500, seed=5).to_csv(buffer, index=False)
@@ -364,7 +431,7 @@ def test_an_upload_storage_refuses_is_said_and_not_waited_for(page, local_cloud)
     page.route(lambda url: url.startswith(local_cloud.aws_url),
                lambda route: route.fulfill(status=403, body=refusal, content_type="application/xml",
                                            headers={"Access-Control-Allow-Origin": "*"}))
-    open_dashboard(page, local_cloud.api_url)
+    open_dashboard(page, local_cloud)
     rows = [["activity", "amount", "unit"], ["Diesel", "1", "litres"]]
     start_job(page, "carbon", "fleet.csv", csv_bytes(rows), "text/csv")
     said = "storage answered 403: Policy expired"
@@ -372,3 +439,119 @@ def test_an_upload_storage_refuses_is_said_and_not_waited_for(page, local_cloud)
     expect(page.locator("#alert")).to_have_text(f"The file did not reach storage: {said}")
     expect(page.locator("#live-status")).to_have_text("")
     expect(page.get_by_role("button", name="Start job")).to_be_enabled()
+
+
+# -- signing in ---------------------------------------------------------------------
+
+def test_without_a_key_the_page_asks_for_one_before_anything_else(page, local_cloud):
+    page.goto(f"{local_cloud.api_url}/")
+    form = page.locator("#sign-in")
+    expect(form).to_be_visible()
+    expect(page.locator("#app")).to_be_hidden()
+    expect(page.locator("#api-key-hint")).to_have_text("make run prints one: slk_ and 43 more characters.")
+    expect(page.locator("#processor option[value=scan]")).to_be_attached()  # GET /processors is public
+    page.get_by_label("API key").fill("not-a-key")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#sign-in-error")).to_contain_text("That is not an API key")
+    assert job_calls(page, local_cloud) == [] and page.sockets == []
+
+    # Typed in (with the blanks a paste brings), the key signs in.
+    page.get_by_label("API key").fill(f"  {local_cloud.api_key}\n")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#signed-in")).to_have_text(f"Signed in · key …{local_cloud.api_key[-4:]}")
+    expect(form).to_be_hidden()
+    expect(page.locator("#connection")).to_have_text("Live")
+    expect(page.locator("#recent-hint")).not_to_have_text(re.compile("could not"))
+    assert page.get_by_label("API key", exact=True).input_value() == ""
+    assert_the_key_went_to_the_api_only(page, local_cloud, local_cloud.api_key)
+
+    # Remembered by this browser until signing out.
+    page.reload()
+    expect(page.locator("#signed-in")).to_be_visible()
+    expect(form).to_be_hidden()
+    page.get_by_role("button", name="Sign out").click()
+    expect(form).to_be_visible()
+    expect(page.locator("#sign-in-error")).to_be_hidden()
+    expect(page.locator("#recent-jobs .job-item")).to_have_count(0)
+    assert page.evaluate("localStorage.length") == 0
+    calls = len(job_calls(page, local_cloud))
+    page.reload()
+    expect(form).to_be_visible()
+    page.wait_for_timeout(300)
+    assert len(job_calls(page, local_cloud)) == calls
+    assert page.problems == []
+
+
+def test_a_refused_key_brings_the_form_back_and_the_job_form_keeps_its_choices(page, local_cloud):
+    wrong = "slk_" + secrets.token_urlsafe(32)
+    page.goto(f"{local_cloud.api_url}/#key={wrong}")
+    expect(page.locator("#sign-in-error")).to_have_text(REFUSAL)
+    expect(page.locator("#sign-in-error")).to_contain_text(f"…{wrong[-4:]}")
+    expect(page.locator("#app")).to_be_hidden()
+    assert page.url == f"{local_cloud.api_url}/" and page.evaluate("localStorage.length") == 0
+    assert page.sockets == []  # no socket for a key the API refused
+
+    # A key revoked while the page uses it, after a job was half set up.
+    key, record = new_key(local_cloud)
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#connection")).to_have_text("Live")
+    page.get_by_label("Processor").select_option("carbon")
+    page.get_by_label("Region", exact=True).fill("GB")
+    choose_file(page, "fleet.csv", csv_bytes([["activity", "amount", "unit"], ["Diesel", "1", "litres"]]),
+                "text/csv")
+    assert revoke_key(key_store(local_cloud), "local", record.key_id)
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.locator("#sign-in-error")).to_have_text(REFUSAL)
+    expect(page.locator("#sign-in-error")).to_contain_text(f"…{key[-4:]}")
+    assert page.evaluate("localStorage.length") == 0
+
+    page.get_by_label("API key").fill(local_cloud.api_key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.get_by_label("Processor")).to_have_value("carbon")
+    expect(page.get_by_label("Region", exact=True)).to_have_value("GB")
+    assert page.locator("#file").evaluate("input => input.files[0].name") == "fleet.csv"
+
+
+def test_a_socket_refusing_the_key_signs_the_page_out(page, local_cloud):
+    key, record = new_key(local_cloud)
+
+    # The key is revoked between the API's yes and the socket's connect.
+    def answer_then_revoke(route: Route) -> None:
+        response = route.fetch()
+        revoke_key(key_store(local_cloud), "local", record.key_id)
+        route.fulfill(response=response)
+    page.route(re.compile(r"/jobs\?limit=20$"), answer_then_revoke, times=1)
+    page.goto(f"{local_cloud.api_url}/#key={key}")
+    expect(page.locator("#sign-in-error")).to_have_text(REFUSAL)
+    assert page.sockets == [f"{local_cloud.ws_url}/?api_key={quote(key, safe='')}"]
+    checks = [r.url for r in job_calls(page, local_cloud)]
+    assert checks[-1].endswith("/jobs?limit=1")  # the API confirmed it was the key
+
+
+def test_another_tenant_sees_none_of_the_jobs_and_cannot_follow_one(page, local_cloud):
+    rows = [["activity", "amount", "unit"], ["Diesel", "1", "litres"]]
+    created = local_cloud.http.post(f"{local_cloud.api_url}/jobs?processor=carbon&filename=theirs.csv",
+                                    data=csv_bytes(rows), headers={"Content-Type": "text/csv"})
+    assert created.status_code == 202, created.text
+    theirs = local_cloud.http.get(f"{local_cloud.api_url}/jobs/{created.json()['job_id']}").json()
+
+    other, _ = new_key(local_cloud, f"other-{secrets.token_hex(3)}")
+    open_dashboard(page, local_cloud, key=other)
+    expect(page.locator("#recent-hint")).to_have_text("No jobs yet.")
+    expect(page.locator("#recent-jobs .job-item")).to_have_count(0)
+
+    # Given the job's id (here in a list the test forges), the page follows
+    # it; the socket and the API answer as for a job that does not exist.
+    page.route(re.compile(r"/jobs\?limit=20$"),
+               lambda route: route.fulfill(json={"jobs": [theirs], "processors": []}))
+    page.get_by_role("button", name="Refresh").click()
+    page.locator(f'.job-item[data-job-id="{theirs["job_id"]}"]').click()
+    expect(page.locator("#alert")).to_have_text(f"no job with id {theirs['job_id']!r}")
+    expect(page.locator("#job-status")).to_be_hidden()
+    expect(page.locator("#live-status")).to_have_text("")
+    expect(page.locator("#results-body tr")).to_have_count(0)
+    as_other = ApiSession(local_cloud.api_url, other)
+    for route in ("", "/result", "/report?link=1"):
+        assert as_other.get(f"{local_cloud.api_url}/jobs/{theirs['job_id']}{route}").status_code == 404

@@ -2,6 +2,7 @@
 Ctrl-C (or a SIGTERM) stops all of it cleanly."""
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -41,14 +42,19 @@ def test_it_prints_how_to_use_it_and_stops_cleanly(tmp_path, stop_signal):
         printed = log_path.read_text()
         api, aws = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{aws_port}"
         assert api in printed and aws in printed and f"ws://127.0.0.1:{ws_port}" in printed
-        assert f"Dashboard     {api}/" in printed
+        key = re.search(r"^API key: (slk_\S+)$", printed, re.MULTILINE).group(1)
+        assert f"Dashboard     {api}/#key={key}" in printed
+        assert f"export SLUICE_API_KEY={key} SLUICE_API_URL={api}" in printed
         assert "python -m sluice submit drawings.zip --processor scan" in printed
         for example, processor in (("sales.csv", "profile"), ("activities.csv", "carbon")):
-            assert (f"curl -X POST --data-binary @examples/{example} -H 'Content-Type: text/csv' "
+            assert (f'curl -H "Authorization: Bearer $SLUICE_API_KEY" -X POST --data-binary '
+                    f"@examples/{example} -H 'Content-Type: text/csv' "
                     f"'{api}/jobs?processor={processor}&filename={example}'") in printed
             assert (REPO_ROOT / "examples" / example).is_file()
         assert "SLUICE_CALLBACK_SECRET=sluice-local-callback-secret" in printed
-        assert requests.get(f"{api}/jobs", timeout=5).status_code == 200
+        assert requests.get(f"{api}/jobs", timeout=5).status_code == 401
+        signed_in = requests.get(f"{api}/jobs", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+        assert signed_in.status_code == 200
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2  # the Lambda worker processes
 

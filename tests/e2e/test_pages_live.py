@@ -10,7 +10,6 @@ import random
 
 import pikepdf
 import pytest
-import requests
 
 from tests.support.http_jobs import find_job, wait_final
 from tests.support.pages import npi_document, valid_npi
@@ -26,7 +25,8 @@ def test_a_50_page_tiff_dropped_into_uploads_ends_with_its_npi_pages_and_a_pdf(l
         Bucket=local_cloud.outputs["BucketName"], Key="uploads/fax/claims-2026-11.tiff", Body=data,
         Metadata={"options": json.dumps({"pdf": True})})  # no processor: a TIFF goes to pages
     api = local_cloud.api_url
-    job = wait_final(api, find_job(api, "claims-2026-11.tiff")["job_id"], timeout=240)
+    dropped = find_job(local_cloud.http, "claims-2026-11.tiff")
+    job = wait_final(local_cloud.http, dropped["job_id"], timeout=240)
     assert (job["status"], job["processor"]) == ("completed", "pages")
     assert job["progress"]["items_total"] == 50 and job["progress"]["chunks_total"] == 5
 
@@ -38,13 +38,13 @@ def test_a_50_page_tiff_dropped_into_uploads_ends_with_its_npi_pages_and_a_pdf(l
     assert [b["pages"] for b in job["batches"]] == ["1-10", "11-20", "21-30", "31-40", "41-50"]
     assert [b["npiPages"] for b in job["batches"]] == [[3, 9, 10], [], [27], [], [44, 50]]
 
-    result = requests.get(f"{api}/jobs/{job['job_id']}/result", timeout=30).json()
+    result = local_cloud.http.get(f"{api}/jobs/{job['job_id']}/result", timeout=30).json()
     found = {}
     for npi in result["npis"]:
         found.setdefault(npi["page"], []).append(npi["value"])
     assert {p: sorted(v) for p, v in found.items()} == {p: sorted(v) for p, v in expected.npis.items()}
 
-    pdf = requests.get(f"{api}/jobs/{job['job_id']}/pdf", timeout=60)  # follows the 302 to S3
+    pdf = local_cloud.http.get(f"{api}/jobs/{job['job_id']}/pdf", timeout=60)  # follows the 302 to S3
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     with pikepdf.open(io.BytesIO(pdf.content)) as document:
         assert len(document.pages) >= 51  # the NPI pages listed in front, then all 50 pages

@@ -10,7 +10,6 @@ import time
 
 import openpyxl
 import pytest
-import requests
 from websockets.sync.client import connect
 
 from bench.scan_bench import CODES, LiveScan, check_sequence, live_scan
@@ -39,7 +38,7 @@ def test_start_scan_as_seed_001_sends_it(local_cloud):
     corpus = make_corpus(14, ["HOLE-1", "HOLE-2", "HOLE-3"], seed=11, broken=1)
     archive = zip_bytes(corpus.documents)
     assert len(base64.b64encode(archive)) < 120 * 1024
-    with connect(local_cloud.ws_url, open_timeout=10) as ws:
+    with connect(local_cloud.ws_signed_in, open_timeout=10) as ws:
         ws.send(json.dumps({"action": "start_scan", "token": "ignored", "file_name": "drawings.zip",
                             "file_content": base64.b64encode(archive).decode(),
                             "target_hole_codes": ["HOLE-1", "HOLE-2", "HOLE-3"],
@@ -54,9 +53,9 @@ def test_start_scan_as_seed_001_sends_it(local_cloud):
     documents = dict(corpus.documents)
     for match in matches[:5]:
         assert match["status"] in ("1 Code", "2 Codes", "3 Codes")
-        opened = requests.get(match["pdf_link"], timeout=30)
+        opened = local_cloud.http.get(match["pdf_link"], timeout=30)
         assert opened.status_code == 200 and opened.content == documents[match["file_name"]]
-    report = requests.get(complete["download_url"], timeout=30)
+    report = local_cloud.http.get(complete["download_url"], timeout=30)
     book = openpyxl.load_workbook(io.BytesIO(report.content), read_only=True)
     listed = {row[1]: row[2] for row in book["Rows"].iter_rows(min_row=2, values_only=True)}
     assert set(listed) == set(documents)
@@ -66,7 +65,7 @@ def test_start_scan_as_seed_001_sends_it(local_cloud):
 def test_a_few_hundred_documents_through_the_benchmark_path(local_cloud):
     # The same path bench/scan_bench.py drives with 6,600 documents.
     corpus = make_corpus(300, CODES, seed=2, broken=2)
-    scan = live_scan(local_cloud.api_url, local_cloud.ws_url, zip_bytes(corpus.documents), CODES,
+    scan = live_scan(local_cloud.http, local_cloud.ws_signed_in, zip_bytes(corpus.documents), CODES,
                      timeout=300)
     complete = check_sequence(scan, corpus.expected)
     assert complete["total_processed"] == 300
@@ -75,6 +74,6 @@ def test_a_few_hundred_documents_through_the_benchmark_path(local_cloud):
     # Throttled to SLUICE_LIVE_PROGRESS_PER_SECOND (4) per job, in one-second
     # windows, plus the answer to subscribe and the final 100.
     assert len(progress) <= 4 * (int(scan.seconds) + 2) + 2
-    job = requests.get(f"{local_cloud.api_url}/jobs/{scan.job_id}", timeout=10).json()
+    job = local_cloud.http.get(f"{local_cloud.api_url}/jobs/{scan.job_id}", timeout=10).json()
     assert job["totals"]["total_matches"] == complete["total_matches"]
     assert job["progress"]["items_total"] == 300

@@ -31,8 +31,9 @@ class Run:
     err: str
 
 
-def sluice(*args: str, url: str) -> Run:
-    done = subprocess.run([sys.executable, "-m", "sluice", *args, "--url", url], cwd=REPO_ROOT, env=ENV,
+def sluice(*args: str, url: str, key: str | None = None) -> Run:
+    env = {**ENV, "SLUICE_API_KEY": key} if key else ENV
+    done = subprocess.run([sys.executable, "-m", "sluice", *args, "--url", url], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     return Run(done.returncode, done.stdout, done.stderr)
 
@@ -42,7 +43,7 @@ def profiled(local_cloud, tmp_path_factory) -> tuple[str, Path, Run]:
     """sales.csv profiled once, with --wait and --out: (job id, out dir, the run)."""
     out_dir = tmp_path_factory.mktemp("cli_out")
     run = sluice("submit", str(EXAMPLES / "sales.csv"), "--processor", "profile", "--wait",
-                 "--out", str(out_dir), url=local_cloud.api_url)
+                 "--out", str(out_dir), url=local_cloud.api_url, key=local_cloud.api_key)
     assert run.code == 0, run.err
     job_id = run.out.split()[1].rstrip(":")  # "job <id>: sales.csv uploaded (371 bytes)"
     return job_id, out_dir, run
@@ -70,11 +71,11 @@ def test_submit_waits_with_progress_and_saves_the_result_and_report(profiled):
 
 def test_status_and_jobs_show_the_job(profiled, local_cloud):
     job_id, _, _ = profiled
-    status = sluice("status", job_id, url=local_cloud.api_url)
+    status = sluice("status", job_id, url=local_cloud.api_url, key=local_cloud.api_key)
     assert status.code == 0, status.err
     assert f"job        {job_id}" in status.out and "status     completed" in status.out
     assert f"report     {local_cloud.api_url}/jobs/{job_id}/report" in status.out
-    listed = sluice("jobs", "--limit", "200", url=local_cloud.api_url)
+    listed = sluice("jobs", "--limit", "200", url=local_cloud.api_url, key=local_cloud.api_key)
     assert listed.code == 0, listed.err
     assert listed.out.splitlines()[0].split() == [
         "JOB", "STATUS", "PROCESSOR", "FILE", "DONE", "CREATED", "(UTC)"]
@@ -84,16 +85,16 @@ def test_status_and_jobs_show_the_job(profiled, local_cloud):
 
 def test_json_output_parses(profiled, local_cloud):
     job_id, _, _ = profiled
-    status = sluice("status", job_id, "--json", url=local_cloud.api_url)
+    status = sluice("status", job_id, "--json", url=local_cloud.api_url, key=local_cloud.api_key)
     assert json.loads(status.out)["progress"]["rows_processed"] == 10
-    listed = sluice("jobs", "--json", url=local_cloud.api_url)
+    listed = sluice("jobs", "--json", url=local_cloud.api_url, key=local_cloud.api_key)
     assert job_id in [job["job_id"] for job in json.loads(listed.out)]
 
 
 def test_a_carbon_job_with_options(local_cloud, tmp_path):
     run = sluice("submit", str(EXAMPLES / "activities.csv"), "--processor", "carbon",
                  "--option", "region=GB", "--option", "year=2023", "--option", "strict=false",
-                 "--out", str(tmp_path), "--json", url=local_cloud.api_url)
+                 "--out", str(tmp_path), "--json", url=local_cloud.api_url, key=local_cloud.api_key)
     assert run.code == 0, run.err
     job = json.loads(run.out)
     assert job["status"] == "completed"
@@ -110,10 +111,17 @@ def test_a_carbon_job_with_options(local_cloud, tmp_path):
 
 
 def test_a_bad_processor_exits_2_with_the_api_s_message(local_cloud):
-    run = sluice("submit", str(EXAMPLES / "sales.csv"), "--processor", "nope", url=local_cloud.api_url)
+    run = sluice("submit", str(EXAMPLES / "sales.csv"), "--processor", "nope", url=local_cloud.api_url,
+                 key=local_cloud.api_key)
     assert run.code == 2
     assert run.err.startswith("sluice: unknown processor 'nope'; choose one of: ")
     assert run.err.rstrip().endswith("(HTTP 400 from POST /uploads)") and run.out == ""
+
+
+def test_without_a_key_the_cli_says_how_to_get_one(local_cloud):
+    run = sluice("jobs", url=local_cloud.api_url)
+    assert (run.code, run.out) == (1, "")
+    assert "no API key was sent: pass --api-key or set SLUICE_API_KEY" in run.err
 
 
 def test_an_unreachable_api_exits_1():
@@ -135,7 +143,7 @@ def test_a_scan_of_generated_documents_as_the_readme_shows_it(local_cloud, tmp_p
     assert codes == "HOLE-1,HOLE-2,HOLE-3,HOLE-4,HOLE-5"
     run = sluice("submit", str(zipped), "--processor", "scan",
                  "--option", f"target_hole_codes={codes}", "--out", str(tmp_path / "out"),
-                 url=local_cloud.api_url)
+                 url=local_cloud.api_url, key=local_cloud.api_key)
     assert run.code == 3, run.err  # completed_with_errors: the one unreadable document
     assert run.err.splitlines()[-1].endswith("(40/40 documents)")
     job_id = run.out.split()[1].rstrip(":")

@@ -13,6 +13,7 @@ from app import app
 from chalicelib.jobs.lifecycle import FILE_RECORD
 from chalicelib.jobs.model import ServiceError
 from chalicelib.wiring import get_pipeline
+from tests.support.authed import AuthedClient, api_key_for
 
 CSV = (
     b"name,age,salary,join_date\n"
@@ -27,7 +28,7 @@ CSV = (
 @pytest.fixture
 def client(moto_stack):
     with Client(app) as c:
-        yield c
+        yield AuthedClient(c, api_key_for())
 
 
 def drain_queues(client, stack, repeat: int = 1) -> dict[str, int]:
@@ -75,7 +76,7 @@ def test_upload_process_and_fetch_the_result(client, moto_stack, small_chunks):
     early = client.http.get(f"/jobs/{job_id}/result")
     assert early.status_code == 409 and early.json_body["status"] == "received"
 
-    deliver_upload(client, moto_stack, f"uploads/{job_id}/sales.csv")
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/source")
     status = client.http.get(f"/jobs/{job_id}").json_body
     assert status["status"] == "processing"
     assert status["progress"]["chunks_total"] >= 3
@@ -115,8 +116,8 @@ def test_upload_process_and_fetch_the_result(client, moto_stack, small_chunks):
 def test_redelivered_messages_count_once(client, moto_stack, small_chunks):
     small_chunks(chunk_bytes=40)
     job_id = post_csv(client).json_body["job_id"]
-    deliver_upload(client, moto_stack, f"uploads/{job_id}/sales.csv")
-    deliver_upload(client, moto_stack, f"uploads/{job_id}/sales.csv")  # S3 events come twice too
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/source")
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/source")  # S3 events come twice too
     drain_queues(client, moto_stack, repeat=3)
     status = client.http.get(f"/jobs/{job_id}").json_body
     assert status["status"] == "completed"
@@ -167,7 +168,7 @@ def test_dropped_pdf_fails_with_a_reason(client, moto_stack):
 
 def test_header_only_upload_fails_clearly(client, moto_stack):
     job_id = post_csv(client, body=b"a,b,c\n").json_body["job_id"]
-    deliver_upload(client, moto_stack, f"uploads/{job_id}/sales.csv")
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/source")
     job = client.http.get(f"/jobs/{job_id}").json_body
     assert job["status"] == "failed"
     assert job["error"] == "sales.csv: the file has a header but no data rows"
@@ -215,7 +216,7 @@ def test_xlsx_upload_by_octet_stream(client, moto_stack):
     book.save(buf)
     job_id = post_csv(client, body=buf.getvalue(), query="processor=profile&filename=stock.xlsx",
                       ctype="application/octet-stream").json_body["job_id"]
-    deliver_upload(client, moto_stack, f"uploads/{job_id}/stock.xlsx")
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/source")
     drain_queues(client, moto_stack)
     result = client.http.get(f"/jobs/{job_id}/result").json_body
     assert result["row_count"] == 7
@@ -229,7 +230,7 @@ def test_presigned_upload_starts_a_job(client, moto_stack):
     assert resp.status_code == 201
     body = resp.json_body
     upload = body["upload"]
-    assert upload["fields"]["key"] == f"uploads/{body['job_id']}/big.csv"
+    assert upload["fields"]["key"] == f"uploads/{body['job_id']}/source"
     assert upload["fields"]["x-amz-meta-job-id"] == body["job_id"]
     posted = requests.post(upload["url"], data=upload["fields"],
                            files={"file": ("big.csv", b"d,n\n15/01/2024,1\n16/01/2024,2\n")}, timeout=10)
@@ -242,7 +243,7 @@ def test_presigned_upload_starts_a_job(client, moto_stack):
 
 def test_a_failing_message_is_reported_alone(client, moto_stack, monkeypatch):
     job_id = post_csv(client).json_body["job_id"]
-    deliver_upload(client, moto_stack, f"uploads/{job_id}/sales.csv")
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/source")
     sqs = moto_stack.client("sqs")
     url = sqs.get_queue_url(QueueName=moto_stack.settings.work_queue)["QueueUrl"]
     good = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"][0]["Body"]
@@ -259,22 +260,24 @@ def test_a_failing_message_is_reported_alone(client, moto_stack, monkeypatch):
 
     monkeypatch.setattr(pipe.blobs, "read_range", read_range)
     event = client.events.generate_sqs_event(
-        message_bodies=[good, "not json", json.dumps(throttled)], queue_name=moto_stack.settings.work_queue)
+        message_bodies=[json.dumps(throttled), "not json", good], queue_name=moto_stack.settings.work_queue)
+    for n, record in enumerate(event["Records"]):
+        record["messageId"] = f"m{n}"
+    # The throttled one comes first: once the job aggregates, a chunk of it is not even started.
     response = client.lambda_.invoke("handle_work_message", event)
-    ids = [r["messageId"] for r in event["Records"]]
-    assert response.payload == {"batchItemFailures": [{"itemIdentifier": ids[2]}]}
+    assert response.payload == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert client.http.get(f"/jobs/{job_id}").json_body["status"] == "aggregating"
 
 
 def test_a_chunk_whose_file_is_gone_fails_instead_of_retrying(client, moto_stack):
     job_id = post_csv(client).json_body["job_id"]
-    deliver_upload(client, moto_stack, f"uploads/{job_id}/sales.csv")
-    key = f"uploads/{job_id}/sales.csv"
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/source")
+    key = f"uploads/{job_id}/source"
     moto_stack.client("s3").delete_object(Bucket=moto_stack.settings.bucket, Key=key)
     drain_queues(client, moto_stack)
     job = client.http.get(f"/jobs/{job_id}").json_body
     assert job["status"] == "failed"
-    assert job["error"] == f"sales.csv: s3 object uploads/{job_id}/sales.csv does not exist (was it deleted?)"
+    assert job["error"] == f"sales.csv: s3 object uploads/{job_id}/source does not exist (was it deleted?)"
 
 
 @pytest.mark.parametrize("ctype", ["image/tiff", "application/pdf"])
@@ -289,9 +292,23 @@ def test_a_scan_posted_as_itself_is_read_page_by_page(client, moto_stack, ctype)
     created = post_csv(client, body=data, query=f"processor=pages&filename={name}", ctype=ctype)
     assert created.status_code == 202, created.body
     job_id = created.json_body["job_id"]
-    deliver_upload(client, moto_stack, f"uploads/{job_id}/{name}")
+    deliver_upload(client, moto_stack, f"uploads/{job_id}/source")
     drain_queues(client, moto_stack)
     job = client.http.get(f"/jobs/{job_id}").json_body
     assert job["status"] == "completed"
     assert (job["file"]["npiPages"], job["file"]["npiPercentage"]) == ([2], round(100 / 3, 2))
     assert [b["status"] for b in job["batches"]] == ["COMPLETED"]
+
+
+@pytest.mark.parametrize("processor, body, ctype, words", [
+    ("profile", b"%PDF-1.7\n%...", "text/csv",
+     "the file is a PDF document; the profile processor reads CSV or text or an Excel workbook (.xlsx)"),
+    ("pages", b"name,age\nann,3\n", "image/tiff",
+     "the file is CSV or text; the pages processor reads a TIFF image or a PDF document"),
+    ("scan", b"\x89PNG\r\n\x1a\n" + b"\0" * 32, "application/zip",
+     "the file is a PNG image; the scan processor"),
+])
+def test_a_body_is_judged_by_its_bytes_not_its_name_or_type(client, processor, body, ctype, words):
+    answer = post_csv(client, body=body, query=f"processor={processor}&filename=looks-fine.csv", ctype=ctype)
+    assert answer.status_code == 422 and answer.json_body["error"].startswith(words)
+    assert client.http.get("/jobs").json_body["jobs"] == []  # refused before any job was made

@@ -28,6 +28,7 @@ OUTPUT_KEYS = {
     "BucketName", "TableName", "WorkQueueName", "AggregateQueueName", "WorkQueueUrl",
     "AggregateQueueUrl", "WorkDLQName", "AggregateDLQName", "TableStreamArn",
     "ResultsQueueName", "ResultsQueueUrl", "ResultsDLQName", "CallbackQueueName", "CallbackDLQName",
+    "WorkFilesExpireDays", "UploadFilesExpireDays", "ResultFilesExpireDays",
 }
 
 
@@ -68,6 +69,11 @@ def test_outputs_name_every_resource_from_the_stage(deployed):
         "SLUICE_RESULTS_QUEUE": f"sluice-{stage}-results",
         "SLUICE_CALLBACK_QUEUE": f"sluice-{stage}-callbacks",
         "SLUICE_CALLBACK_DLQ": f"sluice-{stage}-callbacks-dlq",
+        "SLUICE_WORK_DLQ": f"sluice-{stage}-work-dlq",
+        "SLUICE_AGGREGATE_DLQ": f"sluice-{stage}-aggregate-dlq",
+        "SLUICE_WORK_FILES_DAYS": "7",
+        "SLUICE_UPLOAD_FILES_DAYS": "14",
+        "SLUICE_RESULT_FILES_DAYS": "14",
     }
 
 
@@ -97,13 +103,20 @@ def test_table_keys_index_stream_ttl_and_recovery(clients, deployed):
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    (gsi,) = table["GlobalSecondaryIndexes"]
+    gsi, open_jobs = table["GlobalSecondaryIndexes"]
     assert gsi["IndexName"] == "gsi1"
     assert gsi["KeySchema"] == [
         {"AttributeName": "gsi1pk", "KeyType": "HASH"},
         {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
     ]
     assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    # The sweeper's index of unfinished jobs: keys only, so counters never write it.
+    assert open_jobs["IndexName"] == "open_jobs"
+    assert open_jobs["KeySchema"] == [
+        {"AttributeName": "open_pk", "KeyType": "HASH"},
+        {"AttributeName": "open_sk", "KeyType": "RANGE"},
+    ]
+    assert open_jobs["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     assert table["StreamSpecification"] == {
         "StreamEnabled": True,
         "StreamViewType": "NEW_AND_OLD_IMAGES",
@@ -130,14 +143,23 @@ def test_bucket_private_encrypted_expiring_work_and_open_to_post(clients, deploy
     (encryption,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
-    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    assert rule["Status"] == "Enabled"
-    assert rule["Filter"] == {"Prefix": "work/"}
-    assert rule["Expiration"] == {"Days": 7}
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert {r["Status"] for r in rules} == {"Enabled"}
+    assert {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules} == {
+        "work/": 7, "uploads/": 14, "results/": 14, "processed/": 14}
 
     (cors,) = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
     assert cors["AllowedMethods"] == ["POST"]
     assert cors["AllowedOrigins"] == ["*"]
+
+
+def test_the_stage_sets_the_lifecycle_days_through_the_template_parameters(clients):
+    outputs = deploy_stack(clients, stage=f"t{uuid.uuid4().hex[:8]}",
+                           parameters={"WorkFilesExpireDays": "2", "ResultFilesExpireDays": "30"})
+    rules = clients("s3").get_bucket_lifecycle_configuration(Bucket=outputs["BucketName"])["Rules"]
+    assert {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules} == {
+        "work/": 2, "uploads/": 14, "results/": 30, "processed/": 30}
+    assert outputs.app_environment()["SLUICE_WORK_FILES_DAYS"] == "2"
 
 
 def test_a_property_local_cloud_cannot_translate_is_refused_not_dropped():
@@ -153,7 +175,8 @@ def test_a_property_local_cloud_cannot_translate_is_refused_not_dropped():
 def test_an_intrinsic_function_in_an_applied_property_is_refused():
     template = load_template()
     table = template["Resources"]["JobsTable"]["Properties"]
-    table["TimeToLiveSpecification"]["AttributeName"] = {"Ref": "Stage"}
+    # A Ref to a parameter is resolved to its value; anything else cannot be replayed.
+    table["TimeToLiveSpecification"]["AttributeName"] = {"Fn::GetAtt": ["DataBucket", "Arn"]}
     with pytest.raises(UnsupportedPropertyError, match="literal"):
         apply_ignored_properties(_no_clients, template, {"DataBucket": "b", "JobsTable": "t"})
 

@@ -21,7 +21,7 @@ from local_cloud import events
 from local_cloud.aws_server import AwsClients, EmbeddedAws, client_environment
 from local_cloud.lambda_pool import AppLoadError, LambdaPool
 from local_cloud.pump import EventPump, PumpSettings
-from local_cloud.sources import S3Source, SqsSource, StreamSource, describe_app
+from local_cloud.sources import S3Source, ScheduleSource, SqsSource, StreamSource, describe_app
 
 MAX_RECEIVES = 3
 
@@ -361,8 +361,9 @@ def test_describe_app_reads_every_supported_event_source():
         SqsSource("on_arn", "by-arn", 1, 0, None),
         S3Source("on_upload", "b", ("s3:ObjectCreated:*",), "uploads/", None),
         StreamSource("on_change", "arn:stream", 100, "TRIM_HORIZON"),
+        ScheduleSource("hourly", "rate(1 hour)", 3600),
     )
-    assert description.not_run == ("hourly (ScheduledEventConfig)",)
+    assert description.not_run == ()
     assert description.functions["on_q"].timeout_s == 90
     assert description.functions["on_arn"].timeout_s == 30
     assert description.functions["on_q"].function_name == "described-local-on_q"

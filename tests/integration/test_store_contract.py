@@ -7,6 +7,7 @@ import pytest
 from chalicelib.adapters import DynamoJobStore, S3BlobStore
 from chalicelib.jobs.memory import MemoryBlobStore, MemoryJobStore
 from chalicelib.jobs.model import Job, JobNotFoundError, JobStatus, TransitionRejectedError
+from chalicelib.jobs.ports import JobRecord
 from tests.support.races import settle_every_chunk_three_times_at_once
 
 OPEN = ("splitting", "processing")
@@ -139,6 +140,31 @@ def test_records_round_trip(store):
     assert record["statistics"] == {"a": {"avg": 1.5, "count": 2}}
     assert "error_message" not in record
     assert store.get_record("j1", "OTHER") is None
+
+
+def test_a_record_goes_with_its_transition_or_not_at_all(store):
+    store.create_job(_job(), 2_000_000_000)
+    store.transition("j1", ["received"], "aggregating")
+    record = JobRecord("FILE", {"status": "success", "row_count": 3, "error_message": None}, 2_000_000_000)
+    job = store.transition("j1", ["aggregating"], "completed", record=record,
+                           finished_at="2026-01-02T00:00:00.000Z", totals={"rows": 3})
+    assert (job.status, job.finished_at, job.totals) == (JobStatus.COMPLETED, "2026-01-02T00:00:00.000Z",
+                                                         {"rows": 3})
+    assert _without_expiry(store.get_record("j1", "FILE")) == {"status": "success", "row_count": 3}
+    assert store.list_open_jobs() == []
+    # Refused by the job's status, or by its absence: neither is written.
+    late = JobRecord("FILE", {"status": "error"}, 2_000_000_000)
+    with pytest.raises(TransitionRejectedError):
+        store.transition("j1", ["aggregating"], "failed", record=late, error="late")
+    with pytest.raises(JobNotFoundError):
+        store.transition("nope", ["aggregating"], "failed", record=late, error="late")
+    assert (store.get_job("j1").status, store.get_job("j1").error) == (JobStatus.COMPLETED, None)
+    assert store.get_record("j1", "FILE")["status"] == "success"
+    assert store.get_record("nope", "FILE") is None
+
+
+def _without_expiry(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "expires_at"}
 
 
 def test_blob_ranges_and_blocks(blobs):

@@ -72,10 +72,15 @@ def _connections(cloud: LocalCloud) -> dict[str, dict]:
 def _connected(cloud: LocalCloud) -> Iterator[tuple[ClientConnection, str]]:
     """A client connection and its id, read from the item its $connect wrote."""
     before = set(_connections(cloud))
-    with connect(cloud.ws_url, open_timeout=10) as ws:
+    with connect(_signed_in(cloud), open_timeout=10) as ws:
         # $connect has run by the time the upgrade is answered.
         (connection_id,) = set(_connections(cloud)) - before
         yield ws, connection_id
+
+
+def _signed_in(cloud: LocalCloud) -> str:
+    """The socket's URL with the key local_cloud made, as a browser connects."""
+    return f"{cloud.ws_url}/?api_key={cloud.api_key}"
 
 
 def _management():
@@ -94,13 +99,20 @@ def test_connect_stores_the_connection_and_disconnect_removes_it(cloud):
     with _connected(cloud) as (_, connection_id):
         item = _connections(cloud)[connection_id]
         assert item["PK"] == {"S": f"CONN#{connection_id}"} and item["SK"] == {"S": "META"}
-        assert item["source_ip"] == {"S": "127.0.0.1"}
+        assert item["source_ip"] == {"S": "127.0.0.1"} and item["tenant"] == {"S": "local"}
         assert int(item["expires_at"]["N"]) > time.time()
     _until(lambda: connection_id not in _connections(cloud), what="$disconnect removing the item")
 
 
+@pytest.mark.parametrize("query", ["", "?api_key=", "?api_key=slk_" + "x" * 43])
+def test_the_app_refuses_a_connection_without_a_live_key(cloud, query):
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{cloud.ws_url}/{query}", open_timeout=10)
+    assert refused.value.response.status_code == 403
+
+
 def test_subscribing_to_an_unknown_job_answers_an_error_naming_it(cloud):
-    with connect(cloud.ws_url, open_timeout=10) as ws:
+    with connect(_signed_in(cloud), open_timeout=10) as ws:
         ws.send(json.dumps({"action": "subscribe", "job_id": "nope"}))
         message = _json(ws)
     assert message["type"] == "ERROR" and message["job_id"] == "nope"
@@ -109,10 +121,11 @@ def test_subscribing_to_an_unknown_job_answers_an_error_naming_it(cloud):
 
 def test_a_subscribed_job_reports_progress_then_completes_with_a_report_link(cloud):
     created = requests.post(f"{cloud.api_url}/jobs", params={"processor": "profile", "filename": "x.csv"},
-                            data=CSV, headers={"Content-Type": "text/csv"}, timeout=30)
+                            data=CSV, timeout=30, headers={"Content-Type": "text/csv",
+                                                           "Authorization": f"Bearer {cloud.api_key}"})
     assert created.status_code == 202, created.text
     job_id = created.json()["job_id"]
-    with connect(cloud.ws_url, open_timeout=10) as ws:
+    with connect(_signed_in(cloud), open_timeout=10) as ws:
         ws.send(json.dumps({"action": "subscribe", "job_id": job_id}))
         messages = [_json(ws)]
         while messages[-1]["type"] not in ("COMPLETE", "ERROR"):
@@ -160,7 +173,7 @@ def test_an_unknown_connection_is_gone(cloud):
 
 
 def test_a_message_over_128_kb_closes_the_connection_with_1009(cloud):
-    with connect(cloud.ws_url, open_timeout=10, max_size=None) as ws:
+    with connect(_signed_in(cloud), open_timeout=10, max_size=None) as ws:
         ws.send("x" * MAX_MESSAGE_BYTES)  # at the limit: delivered (and not JSON)
         assert _json(ws)["type"] == "ERROR"
         ws.send("x" * (MAX_MESSAGE_BYTES + 1))

@@ -191,8 +191,8 @@ def test_submit_uploads_through_the_presigned_post_and_saves_result_and_report(s
     parts = [(p.get_param("name", header="content-disposition"), p.get_content()) for p in form.iter_parts()]
     assert parts == [("key", f"uploads/{JOB_ID}/sales.csv"), ("policy", "cG9saWN5"),
                      ("x-amz-signature", "abc"), ("file", sales_csv.read_bytes())]  # the file last
-    assert all(req.headers.get("x-api-key") == "secret-key" for req in transport.sent_to(API))
-    assert not any("x-api-key" in req.headers for req in transport.sent_to(S3))
+    assert all(req.headers.get("Authorization") == "Bearer secret-key" for req in transport.sent_to(API))
+    assert not any("Authorization" in req.headers for req in transport.sent_to(S3))
 
     assert json.loads((out_dir / f"{JOB_ID}-result.json").read_text()) == {"rows": 2}
     assert (out_dir / f"{JOB_ID}-report.xlsx").read_bytes() == report
@@ -278,7 +278,10 @@ def test_an_unreachable_remote_api_points_at_the_url(capsys):
     (["status", "nope"], {f"GET {API}/jobs/nope": Answer(404, {"error": "no job with id 'nope'"})},
      2, "no job with id 'nope' (HTTP 404 from GET /jobs/nope)"),
     (["jobs"], {f"GET {API}/jobs?limit=20": Answer(403, {"message": "Forbidden"})},
-     1, "Forbidden (HTTP 403 from GET /jobs)"),  # API Gateway's words for a refused key
+     1, "the API refused the key: it is wrong, revoked or expired (HTTP 403 from GET /jobs)"),
+    (["jobs"], {f"GET {API}/jobs?limit=20": Answer(401, {"message": "Unauthorized"})},
+     1, "no API key was sent: pass --api-key or set SLUICE_API_KEY (`make run` prints one) "
+        "(HTTP 401 from GET /jobs)"),
     (["jobs"], {f"GET {API}/jobs?limit=20": Answer(502, b"<html><h1>502 Bad Gateway</h1></html>")},
      1, "<html><h1>502 Bad Gateway</h1></html> (HTTP 502 from GET /jobs)"),
 ])

@@ -1,12 +1,15 @@
 """The dashboard's server side: the page as rendered (config block, <base>,
 escaping), the files it may hand out, the strictness its Content-Security-
-Policy relies on, and GET /, /dashboard/{name} and /processors through
-Chalice's own test client. The page's behaviour is proved in a real browser
-by tests/e2e/test_dashboard_browser.py."""
+Policy relies on, the sign-in form and the download buttons as the page
+ships them, that no API key ever reaches the page's HTML, and GET /,
+/dashboard/{name} and /processors through Chalice's own test client. The
+page's behaviour (signing in, refusals, downloads) is proved in a real
+browser by tests/e2e/test_dashboard_browser.py."""
 from __future__ import annotations
 
 import json
 import re
+import secrets
 from html.parser import HTMLParser
 
 import pytest
@@ -22,13 +25,16 @@ FORM_TYPES = {"string", "integer", "number", "boolean", "list", "mapping", "choi
 
 class _Page(HTMLParser):
     """What the tests look at in a rendered page: <base>, the config block,
-    every script and stylesheet, and any inline style or handler."""
+    every script and stylesheet, any inline style or handler, and every
+    element with an id (its tag and attributes)."""
 
     def __init__(self, text: str):
         super().__init__()
         self.base = None
         self.scripts: list[dict] = []
         self.links: list[dict] = []
+        self.anchors: list[dict] = []
+        self.by_id: dict[str, tuple[str, dict]] = {}
         self.inline_attributes: list[str] = []
         self.config_text = None
         self._in_config = False
@@ -37,6 +43,10 @@ class _Page(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.inline_attributes += [name for name in attrs if name == "style" or name.startswith("on")]
+        if "id" in attrs:
+            self.by_id[attrs["id"]] = (tag, attrs)
+        if tag == "a":
+            self.anchors.append(attrs)
         if tag == "base":
             self.base = attrs["href"]
         elif tag == "script":
@@ -119,6 +129,44 @@ def test_data_reaches_the_page_only_as_text():
     script = dashboard.read_asset("dashboard.js")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in script, sink
+
+
+# -- signing in and downloads --------------------------------------------------
+
+def test_the_page_ships_a_sign_in_form_and_shows_nothing_until_the_script_decides():
+    page = dashboard.read_asset("index.html")
+    parsed = _Page(page)
+    tag, key_input = parsed.by_id["api-key"]
+    assert tag == "input" and key_input["type"] == "password" and key_input["autocomplete"] == "off"
+    assert "name" not in key_input  # a form sent without the script could not put it in a URL
+    assert '<label for="api-key" class="field-label">API key</label>' in page
+    assert "<code>make run</code> prints one" in page
+    assert parsed.by_id["sign-in-form"][0] == "form" and parsed.by_id["sign-out"][0] == "button"
+    # Neither the form nor the dashboard shows before the script has looked
+    # for a key (in the link, then in localStorage).
+    for hidden in ("sign-in", "app", "signed-in", "sign-out"):
+        assert "hidden" in parsed.by_id[hidden][1], hidden
+
+
+def test_downloads_are_buttons_not_links_to_the_api():
+    """A navigation cannot carry the key: the page asks the API on click."""
+    parsed = _Page(dashboard.read_asset("index.html"))
+    for name in ("download", "download-result", "download-rows", "download-pdf"):
+        assert parsed.by_id[name][0] == "button", name
+    assert parsed.anchors == []
+
+
+def test_no_api_key_ever_reaches_the_page_html(client):
+    key = "slk_" + secrets.token_urlsafe(32)  # GET / is public: no key is looked up
+    for path, headers in [("/", {"Authorization": f"Bearer {key}"}), (f"/?key={key}", {}),
+                          (f"/?api_key={key}", {"Cookie": f"key={key}"})]:
+        response = client.http.get(path, headers=headers)
+        page = response.body.decode()
+        assert response.status_code == 200 and key not in page, path
+        assert _config(page) == {"ws_url": settings.ws_url, "api_base": "/"}
+    # Nor does any file the page loads hold a key (a placeholder names the shape).
+    for name in ("index.html", *dashboard.ASSET_TYPES):
+        assert not re.search(r"slk_[A-Za-z0-9_-]{43}", dashboard.read_asset(name)), name
 
 
 # -- the asset allowlist -------------------------------------------------------

@@ -20,7 +20,10 @@ def test_the_notice_carries_status_totals_and_links():
                         "report": "results/j1/report.xlsx"})
     notice = final_notice(job, "bucket")
     assert notice["type"] == "job.finished"
-    assert notice["event_id"] == "j1/completed_with_errors"
+    assert notice["event_id"] == "j1/completed_with_errors/2026-01-01T00:00:00Z"
+    # A retried job that ends again is a new event, not a copy of the first.
+    again = final_notice(_job(JobStatus.COMPLETED_WITH_ERRORS, finished_at="2026-01-02T00:00:00Z"), "bucket")
+    assert again["event_id"] != notice["event_id"]
     assert notice["status"] == "completed_with_errors"
     assert notice["totals"] == {"kg_co2e": 12.5, "rows_rejected": 1}
     assert notice["progress"]["rows_processed"] == 10

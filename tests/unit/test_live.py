@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import json
 
+from chalicelib.auth import issue_key
 from chalicelib.jobs.dispatch import handle_uploaded_object, new_job, store_upload
 from chalicelib.jobs.finish import aggregate_job
 from chalicelib.jobs.model import ChunkTask, Job, JobStatus
@@ -27,13 +28,19 @@ def _job(pipe, data=BAD_ROWS, processor="carbon"):
     return job
 
 
+def _connect(pipe, connection_id: str, tenant: str = "default") -> None:
+    """A connection signed in with a key of `tenant` (jobs here are "default"'s)."""
+    key, _ = issue_key(pipe.keys, tenant, "test", NOW, days=1)
+    assert live.connect(pipe, connection_id, "127.0.0.1", key, NOW) is True
+
+
 def _changes(pipe, job_id, before=None):
     return [(before, pipe.store.get_job(job_id))]
 
 
 def test_a_follower_gets_progress_errors_and_the_end_in_order():
     pipe = memory_pipeline(chunk_bytes=80)
-    live.connect(pipe, "c1", "127.0.0.1", NOW)
+    _connect(pipe, "c1")
     job = _job(pipe)
     live.handle_message(pipe, "c1", json.dumps({"action": "subscribe", "job_id": job.job_id}), NOW)
     for body in pipe.work_queue.drain():
@@ -57,7 +64,7 @@ def test_a_follower_gets_progress_errors_and_the_end_in_order():
 
 def test_progress_is_throttled_per_job():
     pipe = memory_pipeline(chunk_bytes=40, live_progress_per_second=2)
-    live.connect(pipe, "c1", "ip", NOW)
+    _connect(pipe, "c1")
     job = _job(pipe)
     pipe.connections.subscribe(job.job_id, "c1", NOW)
     for body in pipe.work_queue.drain():
@@ -82,7 +89,7 @@ def test_a_gone_connection_is_dropped_and_disconnect_forgets_it():
     pipe = memory_pipeline()
     job = _job(pipe)
     for cid in ("c1", "c2"):
-        live.connect(pipe, cid, "ip", NOW)
+        _connect(pipe, cid)
         live.handle_message(pipe, cid, json.dumps({"action": "subscribe", "job_id": job.job_id}), NOW)
     pipe.live.gone.add("c2")
     assert live.publish(pipe, job.job_id, [{"type": "PROGRESS"}]) == 1
@@ -94,6 +101,7 @@ def test_a_gone_connection_is_dropped_and_disconnect_forgets_it():
 
 def test_bad_requests_get_an_error_message():
     pipe = memory_pipeline()
+    _connect(pipe, "c9")
     for body, words in [("not json", "JSON object"),
                         ('{"action": "dance"}', "unknown action"),
                         ('{"action": "subscribe", "job_id": "nope"}', "no job"),
@@ -105,13 +113,32 @@ def test_bad_requests_get_an_error_message():
 
 def test_start_scan_creates_the_job_subscribes_and_says_started():
     pipe = memory_pipeline()
+    _connect(pipe, "c1", tenant="acme")
     request = {"action": "start_scan", "processor": "profile", "file_name": "a.csv",
                "file_content": base64.b64encode(b"a,b\n1,2\n").decode()}
     live.handle_message(pipe, "c1", json.dumps(request), NOW)
     [started] = pipe.live.sent["c1"]
     assert started["type"] == "STARTED" and started["message"] == "Processing started"
     assert pipe.connections.subscribers(started["job_id"]) == ["c1"]
-    assert pipe.store.get_job(started["job_id"]).filename == "a.csv"
+    job = pipe.store.get_job(started["job_id"])
+    assert (job.filename, job.tenant) == ("a.csv", "acme")  # the connection's tenant
+
+
+def test_a_connection_needs_a_live_key_and_sees_its_own_tenants_jobs_only():
+    pipe = memory_pipeline()
+    key, _ = issue_key(pipe.keys, "acme", "test", NOW, days=1)
+    for refused in (None, "", "slk_" + "x" * 43, key + "x"):
+        assert live.connect(pipe, "c0", "ip", refused, NOW) is False
+    assert live.connect(pipe, "c0", "ip", key, NOW + 2 * 86400) is False  # expired
+    assert pipe.connections.get("c0") is None
+    live.handle_message(pipe, "c0", json.dumps({"action": "subscribe", "job_id": "x"}), NOW)
+    assert "not signed in" in pipe.live.sent["c0"][-1]["message"]
+    theirs = _job(pipe)  # the "default" tenant's
+    _connect(pipe, "c1", tenant="acme")
+    live.handle_message(pipe, "c1", json.dumps({"action": "subscribe", "job_id": theirs.job_id}), NOW)
+    assert pipe.live.sent["c1"][-1] == {"type": "ERROR", "message": f"no job with id {theirs.job_id!r}",
+                                        "job_id": theirs.job_id}
+    assert pipe.connections.subscribers(theirs.job_id) == []
 
 
 def test_progress_counts_documents_when_known_and_stays_below_100_until_the_job_ends():

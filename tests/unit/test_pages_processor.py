@@ -69,7 +69,7 @@ def test_npi_pages_percentage_and_batches_are_exact_and_each_npi_is_pushed_once(
 def test_get_job_shows_seed_002_records_by_their_names():
     data, _ = _document(7, {3: 1}, seed=2)
     pipe, job = _run(data, "fax.tiff", {"pages_per_batch": 5})
-    status, body = api.get_job(pipe, job.job_id)
+    status, body = api.get_job(pipe, job.job_id, job.tenant)
     assert status == 200
     file = body["file"]
     assert (file["PK"], file["SK"], file["s3Key"]) == (f"FILE#{job.job_id}", "METADATA", job.source_key)
@@ -174,7 +174,7 @@ def test_with_options_pdf_the_npi_pages_come_first_then_every_page_unchanged():
         assert filters == {"/CCITTFaxDecode"}
     cover = pypdfium2.PdfDocument(pdf_bytes)[0].get_textpage().get_text_range()
     assert all(npi[-4:] in cover for npis in expected.npis.values() for npi in npis)
-    status, body = api.get_job(pipe, job.job_id)
+    status, body = api.get_job(pipe, job.job_id, job.tenant)
     assert body["file"]["isPdfCreated"] is True and body["links"]["pdf"] == f"/jobs/{job.job_id}/pdf"
 
 

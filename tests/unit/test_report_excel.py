@@ -312,3 +312,4 @@ def test_libreoffice_opens_the_report_and_sees_what_was_written(tmp_path):
         ["#N/A", "2.5"],
     ]
     assert sheets["Errors"] == [["Row", "Error"], ["4", "'-bad"]]
+

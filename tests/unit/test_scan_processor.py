@@ -289,3 +289,14 @@ def test_a_copy_that_fails_fails_the_delivery_and_the_retry_counts_the_chunk_onc
     for match in _matches(pipe):  # every link opens its document
         key = match["data"]["pdf_link"].split("memory://", 1)[1].split("?", 1)[0]
         assert pipe.blobs.get(key) == dict(corpus.documents)[match["data"]["file_name"]]
+
+
+def test_the_row_file_is_safe_from_formula_injection_and_keeps_numbers():
+    files = {'=HYPERLINK("http://evil","x").txt': b"HOLE-1", "-note.txt": b"HOLE-2 HOLE-3",
+             "@sum.txt": b"nothing", "plain.txt": b"HOLE-1"}
+    pipe, job = _scan(_zip(files))
+    written = list(csv.DictReader(io.StringIO(pipe.blobs.get(job.outputs["rows"]).decode())))
+    assert sorted(r["document"] for r in written) == [
+        "'-note.txt", "'=HYPERLINK(\"http://evil\",\"x\").txt", "'@sum.txt", "plain.txt"]
+    assert {r["document"]: r["code_count"] for r in written}["'-note.txt"] == "2"  # a number stays one
+    assert {r["number"] for r in written} == {"1", "2", "3", "4"}
