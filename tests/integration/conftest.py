@@ -12,7 +12,7 @@ from moto import mock_aws
 from chalicelib import aws, wiring
 from chalicelib.settings import Settings, get_settings
 from local_cloud import moto_fixes
-from local_cloud.aws_server import AwsClients, EmbeddedAws
+from local_cloud.aws_server import AwsClients, EmbeddedAws, client_environment
 from local_cloud.stack import deploy_stack
 
 
@@ -65,3 +65,15 @@ def embedded_stack():
         yield clients, deploy_stack(clients, stage=f"t{uuid.uuid4().hex[:8]}")
     finally:
         server.stop()
+
+
+@pytest.fixture
+def embedded_environment(embedded_stack, monkeypatch):
+    """embedded_stack, with this process's AWS clients (chalicelib.aws) aimed
+    at it, as an operator's shell with AWS_ENDPOINT_URL set would be."""
+    clients, outputs = embedded_stack
+    for name, value in client_environment(clients.endpoint_url).items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    yield clients, outputs
+    wiring.reset()

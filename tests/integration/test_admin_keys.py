@@ -7,21 +7,15 @@ import time
 
 import pytest
 
-from chalicelib import wiring
 from chalicelib.adapters.dynamodb_keys import DynamoApiKeyStore
 from chalicelib.auth import key_hash, tenant_for
-from local_cloud.aws_server import client_environment
 from sluice import admin
 
 
 @pytest.fixture
-def stage(embedded_stack, monkeypatch):
-    clients, outputs = embedded_stack
-    for name, value in client_environment(clients.endpoint_url).items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()
-    yield clients, outputs, outputs.stack_name.removeprefix("sluice-")
-    wiring.reset()
+def stage(embedded_environment):
+    clients, outputs = embedded_environment
+    return clients, outputs, outputs.stack_name.removeprefix("sluice-")
 
 
 def test_create_list_and_revoke(stage, capsys):

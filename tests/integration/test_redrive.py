@@ -8,22 +8,16 @@ import time
 
 import pytest
 
-from chalicelib import wiring
 from chalicelib.adapters.sqs import move_messages
-from local_cloud.aws_server import client_environment
 from sluice import admin
 
 
 @pytest.fixture
-def stage(embedded_stack, monkeypatch):
-    clients, outputs = embedded_stack
-    for name, value in client_environment(clients.endpoint_url).items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()
+def stage(embedded_environment):
+    clients, outputs = embedded_environment
     yield clients, outputs
     for queue in ("WorkQueueName", "WorkDLQName", "CallbackQueueName", "CallbackDLQName"):
         _take_all(clients("sqs"), _url(clients, outputs[queue]))
-    wiring.reset()
 
 
 def _url(clients, name: str) -> str:
