@@ -58,3 +58,19 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# A stage on AWS: the stack (infra/template.yaml), its Outputs in the stage's
+# .chalice/config.json, chalice deploy and what Chalice leaves undone
+# (infra/deploy.py). Needs AWS credentials, as the AWS CLI finds them.
+#   make deploy STAGE=dev [ALERT_EMAIL=ops@example.com] [REGION=eu-west-1]
+#   make destroy STAGE=dev
+STAGE ?= dev
+DEPLOY_OPTIONS = --stage $(STAGE) $(if $(REGION),--region $(REGION))
+
+.PHONY: deploy destroy
+
+deploy: install
+	$(BIN)/python -m infra.deploy deploy $(DEPLOY_OPTIONS) $(if $(ALERT_EMAIL),--alert-email $(ALERT_EMAIL))
+
+destroy: install
+	$(BIN)/python -m infra.deploy destroy $(DEPLOY_OPTIONS)

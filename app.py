@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 
 from chalice import AuthResponse, Chalice, Rate, Response
 
-from chalicelib import api, auth, dashboard
+from chalicelib import api, auth, dashboard, observability
 from chalicelib.adapters.dynamodb import job_change_from_stream
 from chalicelib.events import run_sqs_batch
 from chalicelib.jobs.dead_letters import give_up_on_aggregation, give_up_on_chunk
@@ -29,6 +29,8 @@ settings = get_settings()
 app = Chalice(app_name="sluice")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.log.setLevel(logging.INFO)
+# JSON logs with the job's context, X-Ray when the function traces.
+observability.configure(app)
 UPLOAD_TYPES = [
     "text/csv", "text/plain", "application/octet-stream", api.XLSX,
     "application/zip", "image/tiff", "application/pdf",
@@ -151,6 +153,12 @@ def cancel_job(job_id):
     return _reply(api.cancel_job(get_pipeline(), job_id, _tenant()))
 
 
+# The caller's own figures in a local run; on AWS, where CloudWatch has them.
+@app.route("/metrics", methods=["GET"], authorizer=api_key)
+def get_metrics():
+    return _throttled(lambda: api.get_metrics(get_pipeline(), _tenant()))
+
+
 # -- events --------------------------------------------------------------------
 
 @app.on_s3_event(bucket=settings.bucket, events=["s3:ObjectCreated:*"], prefix="uploads/")
@@ -161,25 +169,31 @@ def handle_object_created(event):
 
 
 # One chunk per invocation: a chunk is already a few MB of rows, so chunks run
-# side by side on as many Lambdas as there are chunks instead of in a row.
-@app.on_sqs_message(queue=settings.work_queue, batch_size=1)
+# side by side on as many Lambdas as there are chunks instead of in a row, up
+# to the stage's cap. Batch sizes and caps of every SQS handler come from the
+# stage's configuration (chalicelib/settings.py, QueueConsumer).
+@app.on_sqs_message(queue=settings.work_queue, batch_size=settings.work_consumer.batch_size,
+                    maximum_concurrency=settings.work_consumer.max_concurrency)
 def handle_work_message(event):
     return run_sqs_batch(event, lambda body: run_chunk(get_pipeline(), ChunkTask.from_message(body)))
 
 
-@app.on_sqs_message(queue=settings.aggregate_queue, batch_size=1)
+@app.on_sqs_message(queue=settings.aggregate_queue, batch_size=settings.aggregate_consumer.batch_size,
+                    maximum_concurrency=settings.aggregate_consumer.max_concurrency)
 def handle_aggregate_message(event):
     return run_sqs_batch(event, lambda body: aggregate_job(get_pipeline(), body["job_id"]))
 
 
 # Messages the queues gave up on (maxReceiveCount deliveries): the chunk is
 # failed with the last error its worker noted, or the job, for an aggregation.
-@app.on_sqs_message(queue=settings.work_dlq, batch_size=10)
+@app.on_sqs_message(queue=settings.work_dlq, batch_size=settings.dead_letter_consumer.batch_size,
+                    maximum_concurrency=settings.dead_letter_consumer.max_concurrency)
 def handle_work_dead_letter(event):
     return run_sqs_batch(event, lambda body: give_up_on_chunk(get_pipeline(), body))
 
 
-@app.on_sqs_message(queue=settings.aggregate_dlq, batch_size=10)
+@app.on_sqs_message(queue=settings.aggregate_dlq, batch_size=settings.dead_letter_consumer.batch_size,
+                    maximum_concurrency=settings.dead_letter_consumer.max_concurrency)
 def handle_aggregate_dead_letter(event):
     return run_sqs_batch(event, lambda body: give_up_on_aggregation(get_pipeline(), body))
 
@@ -202,9 +216,12 @@ def handle_job_change(event):
     queue_claimed_aggregations(get_pipeline(), changes)
     announce_final_statuses(get_pipeline(), changes)
     live.announce_job_changes(get_pipeline(), changes)
+    # Last: a batch the steps above fail is delivered again, and would count twice.
+    observability.record_job_endings(get_pipeline(), changes)
 
 
-@app.on_sqs_message(queue=settings.callback_queue, batch_size=1)
+@app.on_sqs_message(queue=settings.callback_queue, batch_size=settings.callback_consumer.batch_size,
+                    maximum_concurrency=settings.callback_consumer.max_concurrency)
 def handle_callback_message(event):
     return run_sqs_batch(event, lambda body: deliver_callback(get_pipeline(), body))
 

@@ -17,6 +17,7 @@ from .jobs.model import InputError, Job, JobConflictError, JobNotFoundError, Job
 from .jobs.pipeline import Pipeline
 from .jobs.retry import retry_failed_chunks
 from .limits.limiter import RateLimiter
+from .observability import metrics
 from .processors import get_processor, processor_names
 from .sources.sniff import SAMPLE_BYTES, describe_kind, sniff_kind
 
@@ -262,6 +263,12 @@ def cancel_job(pipe: Pipeline, job_id: str, tenant: str) -> Response:
     except JobConflictError as exc:
         return 409, {"error": str(exc), "status": pipe.store.get_job(job_id).status.value}
     return 200, cancelled.to_public()
+
+
+def get_metrics(pipe: Pipeline, tenant: str) -> Response:
+    """The caller's own figures (its tenant's chunks and jobs) in a local run;
+    on AWS a pointer to CloudWatch, whose metrics span every tenant."""
+    return 200, metrics.figures(pipe.settings, tenant)
 
 
 # -- throttling -------------------------------------------------------------

@@ -21,6 +21,32 @@ def _int(name: str, default: int) -> int:
 
 
 @dataclass(frozen=True)
+class QueueConsumer:
+    """How Lambda feeds one SQS handler: messages per invocation, and the most
+    invocations at once (None: as many as Lambda scales to, within the
+    account's concurrency). A stage sets them with SLUICE_<NAME>_BATCH_SIZE and
+    SLUICE_<NAME>_MAX_CONCURRENCY; app.py hands them to @app.on_sqs_message,
+    and Chalice to the event source mapping."""
+
+    batch_size: int
+    max_concurrency: int | None
+
+    @classmethod
+    def from_env(cls, name: str, batch_size: int) -> QueueConsumer:
+        batch = _int(f"SLUICE_{name}_BATCH_SIZE", batch_size)
+        # Above 10 SQS requires a batching window, which Sluice does not set;
+        # the whole batch must also finish within the function's timeout.
+        if not 1 <= batch <= 10:
+            raise ValueError(f"SLUICE_{name}_BATCH_SIZE must be from 1 to 10, got {batch}")
+        cap = _int(f"SLUICE_{name}_MAX_CONCURRENCY", 0)
+        # An SQS event source's MaximumConcurrency is 2 to 1000; 0 or empty: no cap.
+        if cap and not 2 <= cap <= 1000:
+            raise ValueError(f"SLUICE_{name}_MAX_CONCURRENCY must be from 2 to 1000, or 0 for no cap; "
+                             f"got {cap}")
+        return cls(batch_size=batch, max_concurrency=cap or None)
+
+
+@dataclass(frozen=True)
 class Settings:
     bucket: str
     table: str
@@ -92,6 +118,14 @@ class Settings:
     # How often the sweeper re-sends a stalled job's pending chunks before it
     # fails them as lost.
     sweep_resends: int
+    # -- controlled concurrency (seed 003): batch size and maximum concurrency of
+    # each SQS handler, from the stage's configuration (SLUICE_WORK_*,
+    # SLUICE_AGGREGATE_*, SLUICE_CALLBACK_*, SLUICE_DEAD_LETTER_* for both DLQ
+    # handlers). A batch of chunks runs one after another in one invocation.
+    work_consumer: QueueConsumer
+    aggregate_consumer: QueueConsumer
+    callback_consumer: QueueConsumer
+    dead_letter_consumer: QueueConsumer
     # Days files live under work/ (a failed job can be retried one day less),
     # uploads/ and results/ (S3 lifecycle rules, from the stack's parameters).
     work_files_days: int
@@ -102,6 +136,17 @@ class Settings:
     default_tenant: str
     # How long an issued API key lives.
     api_key_days: int
+    # -- observability (chalicelib/observability) --
+    # The Stage dimension of every metric (a deployed stage sets its name).
+    stage: str
+    # The level of the JSON logs on Lambda and in local_cloud's workers.
+    log_level: str
+    # X-Ray: "auto" traces on Lambda when the function's tracing is active,
+    # "off" never, "on" wherever a daemon listens.
+    xray: str
+    # Local runs only: a file every metric line is also appended to, which
+    # GET /metrics reads. Empty on AWS, where CloudWatch holds the figures.
+    metrics_file: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -141,11 +186,19 @@ class Settings:
             dispatch_timeout_s=_int("SLUICE_DISPATCH_TIMEOUT_S", 900),
             aggregate_timeout_s=_int("SLUICE_AGGREGATE_TIMEOUT_S", 900),
             sweep_resends=_int("SLUICE_SWEEP_RESENDS", 2),
+            work_consumer=QueueConsumer.from_env("WORK", batch_size=1),
+            aggregate_consumer=QueueConsumer.from_env("AGGREGATE", batch_size=1),
+            callback_consumer=QueueConsumer.from_env("CALLBACK", batch_size=1),
+            dead_letter_consumer=QueueConsumer.from_env("DEAD_LETTER", batch_size=10),
             work_files_days=_int("SLUICE_WORK_FILES_DAYS", 7),
             upload_files_days=_int("SLUICE_UPLOAD_FILES_DAYS", 14),
             result_files_days=_int("SLUICE_RESULT_FILES_DAYS", 14),
             default_tenant=os.environ.get("SLUICE_DEFAULT_TENANT", "default"),
             api_key_days=_int("SLUICE_API_KEY_DAYS", 365),
+            stage=os.environ.get("SLUICE_STAGE") or "local",
+            log_level=(os.environ.get("SLUICE_LOG_LEVEL") or "INFO").upper(),
+            xray=(os.environ.get("SLUICE_XRAY") or "auto").lower(),
+            metrics_file=os.environ.get("SLUICE_METRICS_FILE", ""),
         )
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters.dynamodb_keys import DynamoApiKeyStore
 from chalicelib.auth import issue_key
+from infra.stack_environment import DEPLOYED_VARIABLES
 from local_cloud.api_server import ApiServer
 from local_cloud.aws_server import AwsClients, EmbeddedAws, apply_environment, client_environment
 from local_cloud.lambda_pool import LambdaPool
@@ -88,6 +91,7 @@ class LocalCloud:
         self._pool: LambdaPool | None = None
         self._pump: EventPump | None = None
         self._saved_environ: dict[str, str | None] = {}
+        self._metrics_dir: str | None = None
         self.aws_url: str | None = None
         self.api_url: str | None = None
         #: a key of the local tenant, made at start
@@ -116,8 +120,18 @@ class LocalCloud:
         self.outputs = deploy_stack(self.clients, self.stage)
         log.info("stack %s deployed", self.outputs.stack_name)
         self._set_environment(self.outputs.app_environment())
-        # .chalice/config.json gives defaults; the shell and local_cloud win over it.
-        config_env = chalice_environment(load_chalice_config(self.app_dir), self._chalice_stage)
+        # Every worker appends its metric lines (EMF, as printed) to one file; GET /metrics reads it.
+        # Set before the stage's configuration, which names a deployed stage.
+        self._metrics_dir = tempfile.mkdtemp(prefix="sluice-metrics-")
+        self._set_environment({k: v for k, v in {
+            "SLUICE_STAGE": self.stage,
+            "SLUICE_METRICS_FILE": os.path.join(self._metrics_dir, "metrics.jsonl")}.items()
+            if k not in os.environ})
+        # .chalice/config.json gives defaults; the shell and local_cloud win over it. What
+        # `make deploy` wrote there names the deployed stage's resources, never the local ones.
+        config_env = {k: v for k, v in chalice_environment(load_chalice_config(self.app_dir),
+                                                           self._chalice_stage).items()
+                      if k not in DEPLOYED_VARIABLES}
         self._set_environment({k: v for k, v in {**LOCAL_DEFAULTS, **config_env}.items()
                                if k not in os.environ})
         self.api_key = self._issue_local_key()
@@ -166,6 +180,9 @@ class LocalCloud:
             self._pool.stop()
             self._pool = None
         self._aws.stop()
+        if self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            self._metrics_dir = None
         self._restore_environment()
 
     def __enter__(self) -> LocalCloud:

@@ -73,12 +73,13 @@ def init_worker(app_dir: str, module_name: str, environment: dict[str, str], log
     # when to stop, so an in-flight invocation is not torn mid-way by it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(environment)
-    logging.basicConfig(
-        level=log_level, format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s"
-    )
-    quiet_noisy_loggers()
     if app_dir not in sys.path:
         sys.path.insert(0, app_dir)
+    # JSON lines with the job's context, as the app writes them on Lambda.
+    from chalicelib.observability import logs
+
+    logs.install(log_level)
+    quiet_noisy_loggers()
     module = importlib.import_module(module_name)
     _app = module.app
     _app_dir = app_dir

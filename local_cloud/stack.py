@@ -10,11 +10,16 @@ lists them, and ``apply_ignored_properties`` sets each one through the service
 API from the template's own values, so the template stays the only source. A
 ``Ref`` to one of the template's Parameters in such a property is resolved to
 the value the stack was deployed with (the stage's, from the environment).
+moto's CloudFormation also creates no CloudWatch alarm at all: ``MOTO_MISSING``
+lists such resource types, and ``missing_resource_calls`` creates each one
+through its service API from the template's properties.
 """
 from __future__ import annotations
 
-import os
+import logging
+import re
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +27,16 @@ from typing import Any
 
 import yaml
 
-TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
+# The stage parameters and the Outputs' SLUICE_* names are shared with the
+# deploy script (python -m infra.deploy), so both read the stack the same way.
+from infra.stack_environment import (  # noqa: F401 - re-exported for local_cloud's callers
+    PARAMETERS_FROM_ENV,
+    app_environment,
+    stack_name_for,
+    stage_parameters,
+)
 
-# Template parameters a stage sets through its environment (the same variables
-# the app reads); one that is not set keeps the template's default.
-PARAMETERS_FROM_ENV = {
-    "WorkFilesExpireDays": "SLUICE_WORK_FILES_DAYS",
-    "UploadFilesExpireDays": "SLUICE_UPLOAD_FILES_DAYS",
-    "ResultFilesExpireDays": "SLUICE_RESULT_FILES_DAYS",
-}
+TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
 
 
 class StackDeployError(RuntimeError):
@@ -69,20 +75,17 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 
 # --- properties moto ignores, applied through the APIs ------------------------------
 
-def stage_parameters(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The template parameters the stage's environment sets."""
-    return {param: environ[name] for param, name in PARAMETERS_FROM_ENV.items() if environ.get(name)}
-
-
-def parameter_values(template: dict[str, Any], given: Mapping[str, str]) -> dict[str, str]:
-    """Every parameter's value: the one given, else the template's default."""
-    values = {name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items()
-              if "Default" in spec}
+def parameter_values(template: dict[str, Any], given: Mapping[str, str]) -> dict[str, Any]:
+    """Every parameter's value: the one given, else the template's default; a
+    CommaDelimitedList's as the list a Ref to it gives."""
+    specs = template.get("Parameters", {})
+    values = {name: str(spec["Default"]) for name, spec in specs.items() if "Default" in spec}
     values.update(given)
-    return values
+    return {name: value.split(",") if specs.get(name, {}).get("Type") == "CommaDelimitedList" else value
+            for name, value in values.items()}
 
 
-def _resolve_parameters(value: Any, parameters: Mapping[str, str]) -> Any:
+def _resolve_parameters(value: Any, parameters: Mapping[str, Any]) -> Any:
     """`{"Ref": <parameter>}` replaced by the parameter's value, anywhere in `value`."""
     if isinstance(value, dict):
         if set(value) == {"Ref"} and value["Ref"] in parameters:
@@ -226,10 +229,116 @@ def apply_ignored_properties(
     clients: Callable[[str], Any], template: dict[str, Any], physical_ids: dict[str, str],
     parameters: Mapping[str, str] | None = None,
 ) -> list[ApiCall]:
-    """Translate all first (refusing what cannot be), then make the calls."""
-    calls = ignored_property_calls(template, physical_ids, parameters)
+    """Everything moto's CloudFormation skips, the properties of MOTO_IGNORED and
+    the resources of MOTO_MISSING: translate all first (refusing what cannot
+    be), then make the calls."""
+    calls = (ignored_property_calls(template, physical_ids, parameters)
+             + missing_resource_calls(template, physical_ids, parameters))
     for service, operation, kwargs in calls:
         getattr(clients(service), operation)(**kwargs)
+    return calls
+
+
+# --- resources moto's CloudFormation does not create, made through the APIs ---------
+# moto 5.2.1 has no CloudFormation model for AWS::CloudWatch::Alarm: it warns
+# and skips the resource. Each one is replayed with put_metric_alarm, whose
+# arguments carry the resource's property names.
+
+_ALARM_PROPERTIES = (
+    "AlarmName", "AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions",
+    "InsufficientDataActions", "Namespace", "MetricName", "Dimensions", "Statistic",
+    "ExtendedStatistic", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+    "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+    "ThresholdMetricId",
+)
+
+
+def _alarm(value: dict[str, Any]) -> ApiCall:
+    kwargs = _pick(value, {k: k for k in _ALARM_PROPERTIES}, "AWS::CloudWatch::Alarm")
+    for name, cast in (("Threshold", float), ("Period", int), ("EvaluationPeriods", int),
+                       ("DatapointsToAlarm", int)):
+        if name in kwargs:
+            kwargs[name] = cast(kwargs[name])
+    return "cloudwatch", "put_metric_alarm", kwargs
+
+
+# resource type -> translator(literal properties) -> ApiCall
+MOTO_MISSING: dict[str, Callable[[dict[str, Any]], ApiCall]] = {
+    "AWS::CloudWatch::Alarm": _alarm,
+}
+
+
+def _resolve(value: Any, parameters: Mapping[str, Any], resources: dict[str, Any],
+             physical_ids: Mapping[str, str], where: str) -> Any:
+    """Intrinsic functions replaced by what CloudFormation would give: a Ref to a
+    parameter or to a created resource, Fn::Sub over those, and Fn::GetAtt of a
+    queue's QueueName. Anything else is refused."""
+    def ref(name: str) -> Any:
+        if name in parameters:
+            return parameters[name]
+        if name in physical_ids:
+            return physical_ids[name]
+        raise UnsupportedPropertyError(f"{where}: cannot resolve a Ref to {name}")
+
+    def get_att(name: str, attribute: str) -> str:
+        if resources.get(name, {}).get("Type") == "AWS::SQS::Queue" and attribute == "QueueName":
+            return ref(name).rsplit("/", 1)[-1]  # its physical id is the queue's URL
+        raise UnsupportedPropertyError(f"{where}: local_cloud does not resolve Fn::GetAtt {name}.{attribute}")
+
+    def sub(match: re.Match[str]) -> str:
+        name, _, attribute = match.group(1).partition(".")
+        return str(get_att(name, attribute) if attribute else ref(name))
+
+    if isinstance(value, list):
+        return [_resolve(v, parameters, resources, physical_ids, f"{where}[{i}]")
+                for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        return ref(value["Ref"])
+    if set(value) == {"Fn::GetAtt"}:
+        return get_att(*value["Fn::GetAtt"])
+    if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}!]+)\}", sub, value["Fn::Sub"])
+    if any(k.startswith("Fn::") for k in value):
+        raise UnsupportedPropertyError(f"{where} uses {value}; local_cloud does not resolve it")
+    return {k: _resolve(v, parameters, resources, physical_ids, f"{where}.{k}") for k, v in value.items()}
+
+
+class _ReplayedSkips(logging.Filter):
+    """Drops moto's "No Moto CloudFormation support for <type>" for the types replayed here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "No Moto CloudFormation support for %s" and record.args
+                    and record.args[0] in MOTO_MISSING)
+
+
+_REPLAYED_SKIPS = _ReplayedSkips()
+
+
+def _quiet_moto_about_missing_resources() -> None:
+    # moto logs and warns once per skipped resource (thirty-odd alarms): noise,
+    # since each one is created here.
+    logging.getLogger("moto").addFilter(_REPLAYED_SKIPS)
+    for resource_type in MOTO_MISSING:
+        warnings.filterwarnings("ignore", message=f"Tried to parse {re.escape(resource_type)} but",
+                                category=UserWarning)
+
+
+def missing_resource_calls(template: dict[str, Any], physical_ids: dict[str, str],
+                           parameters: Mapping[str, str] | None = None) -> list[ApiCall]:
+    """The API calls that create every resource moto's CloudFormation skips."""
+    calls = []
+    values = parameter_values(template, parameters or {})
+    resources = template.get("Resources", {})
+    for logical_id, resource in resources.items():
+        translate = MOTO_MISSING.get(resource["Type"])
+        if translate is None:
+            continue
+        if "Condition" in resource:
+            raise UnsupportedPropertyError(f"{logical_id}: local_cloud does not evaluate Conditions")
+        properties = _resolve(resource.get("Properties", {}), values, resources, physical_ids, logical_id)
+        calls.append(translate(properties))
     return calls
 
 
@@ -246,27 +355,8 @@ class StackOutputs:
         return self.values[key]
 
     def app_environment(self) -> dict[str, str]:
-        # chalicelib/settings.py reads them all; the stream ARN and the DLQ
-        # names are for handlers that need them at import time.
-        return {
-            "SLUICE_BUCKET": self.values["BucketName"],
-            "SLUICE_TABLE": self.values["TableName"],
-            "SLUICE_WORK_QUEUE": self.values["WorkQueueName"],
-            "SLUICE_AGGREGATE_QUEUE": self.values["AggregateQueueName"],
-            "SLUICE_TABLE_STREAM_ARN": self.values["TableStreamArn"],
-            "SLUICE_RESULTS_QUEUE": self.values["ResultsQueueName"],
-            "SLUICE_CALLBACK_QUEUE": self.values["CallbackQueueName"],
-            "SLUICE_CALLBACK_DLQ": self.values["CallbackDLQName"],
-            "SLUICE_WORK_DLQ": self.values["WorkDLQName"],
-            "SLUICE_AGGREGATE_DLQ": self.values["AggregateDLQName"],
-            "SLUICE_WORK_FILES_DAYS": self.values["WorkFilesExpireDays"],
-            "SLUICE_UPLOAD_FILES_DAYS": self.values["UploadFilesExpireDays"],
-            "SLUICE_RESULT_FILES_DAYS": self.values["ResultFilesExpireDays"],
-        }
-
-
-def stack_name_for(stage: str) -> str:
-    return f"sluice-{stage}"
+        """The SLUICE_* variables chalicelib/settings.py reads (infra/stack_environment.py)."""
+        return app_environment(self.values)
 
 
 def deploy_stack(
@@ -286,6 +376,7 @@ def deploy_stack(
     cfn = clients("cloudformation")
     name = stack_name_for(stage)
     body = template_path.read_text()
+    _quiet_moto_about_missing_resources()
     given = {**(stage_parameters() if parameters is None else parameters), "Stage": stage}
     cfn.create_stack(
         StackName=name,
@@ -296,6 +387,7 @@ def deploy_stack(
     physical_ids = {
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for r in cfn.describe_stack_resources(StackName=name)["StackResources"]
+        if "LogicalResourceId" in r  # moto lists each resource it skipped as a bare entry
     }
     apply_ignored_properties(clients, load_template(template_path), physical_ids, given)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}

@@ -6,7 +6,9 @@ through the management API on the same port, as it does on AWS:
 ``POST /@connections/{id}`` sends a frame, ``GET`` describes the connection,
 ``DELETE`` closes it, and an unknown or closed connection answers 410, which
 botocore raises as GoneException. Requests to it are SigV4-signed by
-botocore; the signature is not checked.
+botocore; the signature is not checked, its access key names the caller in
+the gateway's own call ledger (``GET /_sluice/calls`` on this port, as the
+embedded AWS keeps one), with the IAM resource each call needs.
 
 The server runs its own event loop in its own thread. Invocations block for
 as long as a handler runs, so they run in a thread pool: the loop keeps
@@ -29,6 +31,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from local_cloud import ws_events
+from local_cloud.aws_middleware import ACCOUNT, LEDGER_PATH, CallLedger, credential
 from local_cloud.lambda_pool import LambdaPool
 from local_cloud.runtime import Invocation
 from local_cloud.sources import WebsocketRoutes
@@ -87,6 +90,7 @@ class WebSocketGateway:
         # Touched only on the loop's thread.
         self._connections: dict[str, _Connection] = {}
         self._sessions: set[asyncio.Task] = set()
+        self.ledger = CallLedger()
 
     @property
     def port(self) -> int:
@@ -160,6 +164,7 @@ class WebSocketGateway:
 
     async def _serve(self) -> None:
         app = web.Application()
+        app.router.add_route("*", LEDGER_PATH, self._serve_ledger)
         for prefix in ("", "/{stage}"):
             path = prefix + "/@connections/{connection_id}"
             app.router.add_post(path, self._post)
@@ -262,12 +267,19 @@ class WebSocketGateway:
 
     # -- the management API ----------------------------------------------------------
 
-    def _connection(self, request: web.Request) -> _Connection | None:
+    def _connection(self, request: web.Request, operation: str) -> _Connection | None:
+        # What IAM authorises: execute-api:ManageConnections on
+        # <api>/<stage>/<METHOD>/@connections/<id>.
+        found = credential(request.headers.get("Authorization", ""))
+        actor, region, _ = found or ("anonymous", "", "")
+        self.ledger.add(actor, "execute-api", operation, [(operation, (
+            f"arn:aws:execute-api:{region}:{ACCOUNT}:local/{self._stage}/{request.method}/@connections/"
+            "<connection_id>"))])
         connection = self._connections.get(request.match_info["connection_id"])
         return connection if connection is not None and not connection.socket.closed else None
 
     async def _post(self, request: web.Request) -> web.Response:
-        connection = self._connection(request)
+        connection = self._connection(request, "PostToConnection")
         data = await request.read()
         if connection is None:
             return _gone()
@@ -289,17 +301,21 @@ class WebSocketGateway:
         return web.Response(status=200)
 
     async def _get(self, request: web.Request) -> web.Response:
-        connection = self._connection(request)
+        connection = self._connection(request, "GetConnection")
         if connection is None:
             return _gone()
         return web.json_response(ws_events.connection_info(connection.context, connection.last_active_ms))
 
     async def _delete(self, request: web.Request) -> web.Response:
-        connection = self._connection(request)
+        connection = self._connection(request, "DeleteConnection")
         if connection is None:
             return _gone()
         await connection.close(1000, "closed by the management API")
         return web.Response(status=204)
+
+
+    async def _serve_ledger(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.ledger.serve(request.method), content_type="application/json")
 
 
 def _close_reason(sock: web.WebSocketResponse) -> str:

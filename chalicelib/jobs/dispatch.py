@@ -19,6 +19,7 @@ from typing import Any
 
 from ..auth.keys import valid_tenant
 from ..notify.callbacks import validate_callback_url
+from ..observability import bind, observed_job
 from ..processors import get_processor
 from ..processors.option_checks import pipeline_options
 from ..sources.csv_plan import plan_csv, sniff_delimiter
@@ -174,8 +175,10 @@ def _job_for_dropped_object(pipe: Pipeline, key: str, sequencer: str,
 
 # -- planning and fan-out ------------------------------------------------------
 
+@observed_job("dispatch")
 def dispatch_job(pipe: Pipeline, job_id: str) -> None:
     job = pipe.store.get_job(job_id)
+    bind(processor=job.processor, tenant=job.tenant)
     if job.status not in (JobStatus.RECEIVED, JobStatus.SPLITTING):
         log.info("dispatch skipped: job already %s", job.status.value, extra={"job_id": job_id})
         return

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..observability import bind, observed_job
 from ..processors import FinishContext, Outcome, fold, get_processor
 from .lifecycle import fail_job, file_record
 from .model import (
@@ -40,6 +41,7 @@ RESULT_ROW_ERRORS = 1000
 AGGREGATION_RECORD = "AGGREGATION"
 
 
+@observed_job("aggregate")
 def aggregate_job(pipe: Pipeline, job_id: str) -> str:
     try:
         return _aggregate(pipe, job_id)
@@ -59,6 +61,7 @@ def _note_error(pipe: Pipeline, job_id: str, exc: Exception) -> None:
 
 def _aggregate(pipe: Pipeline, job_id: str) -> str:
     job = pipe.store.get_job(job_id)
+    bind(processor=job.processor, tenant=job.tenant)
     if job.status != JobStatus.AGGREGATING:
         return "skipped"
     processor = get_processor(job.processor)

@@ -15,6 +15,7 @@ import json
 import logging
 
 from ..live.service import publish_chunk_events
+from ..observability import bind, chunk_counted, observed_chunk
 from ..processors import ChunkResult, DocumentChunk, PageChunk, TableChunk, get_processor
 from ..sources.pages import open_batch
 from ..sources.table import parse_csv_chunk
@@ -42,6 +43,7 @@ def rows_key(job_id: str, index: int) -> str:
     return f"{work_prefix(job_id)}rows/{index:06d}.csv"
 
 
+@observed_chunk
 def run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     """Process one chunk message. Returns what happened: done, duplicate,
     failed or closed (the job no longer takes work). Transient errors are
@@ -71,6 +73,7 @@ def _run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     except JobNotFoundError:
         log.warning("chunk %s of an unknown job %s dropped", task.index, task.job_id)
         return "closed"
+    bind(tenant=job.tenant)
     if job.status.value not in OPEN_FOR_WORK:
         return "closed"  # cancelled, failed or already aggregating: start nothing
     events: list[dict] = []
@@ -108,6 +111,7 @@ def _run_chunk(pipe: Pipeline, task: ChunkTask) -> str:
     except TransitionRejectedError:
         return "closed"
     if counted:
+        chunk_counted(rows, processor.chunk_kind)
         # Counted once per chunk, so each match is pushed once; before the
         # aggregation starts, so they reach a follower before COMPLETE.
         publish_chunk_events(pipe, task.job_id, events)

