@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..observability import chunks_given_up
 from .finish import AGGREGATION_RECORD
 from .lifecycle import OPEN_FOR_WORK, fail_job, start_aggregation_if_done
 from .model import (
@@ -49,6 +50,7 @@ def give_up_on_chunk(pipe: Pipeline, body: dict[str, Any]) -> str:
         return "closed"
     if counted:
         log.warning("chunk given up: %s", reason, extra={"job_id": task.job_id, "chunk": task.index})
+        chunks_given_up(pipe.settings, pipe.store.get_job(task.job_id), 1, by="work dead-letter queue")
         start_aggregation_if_done(pipe, task.job_id)
     return "failed" if counted else "settled"
 

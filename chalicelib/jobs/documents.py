@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from ..observability.logs import carry
 from ..scan.codes import normalise_codes
 from ..scan.extract import DocumentError
 from ..scan.manifest import MAX_DOCUMENTS, Manifest, read_manifest
@@ -272,7 +273,8 @@ class _BackgroundPuts:
         # Bounded memory: wait for the oldest copies while too many bytes wait.
         while self._pending and sum(size for _, size in self._pending) + len(data) > COPY_PENDING_BYTES:
             self._pending.pop(0)[0].result()
-        future = self._pool.submit(self._pipe.blobs.put, key, data, content_type=content_type)
+        # carry: a line the copy logs (a retried PUT) still names its job and chunk.
+        future = self._pool.submit(carry(self._pipe.blobs.put), key, data, content_type=content_type)
         self._pending.append((future, len(data)))
 
     def finish(self, raise_errors: bool) -> None:

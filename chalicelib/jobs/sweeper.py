@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ..observability import chunks_given_up
 from ..settings import Settings
 from .lifecycle import OPEN_FOR_WORK, fail_job, start_aggregation_if_done
 from .model import ChunkStatus, Job, JobStatus, TransitionRejectedError
@@ -116,8 +117,9 @@ def _sweep_processing(pipe: Pipeline, job: Job, deadlines: Deadlines) -> str:
         return "chunks re-sent"
     waited = _duration(deadlines.processing * (resends + 1))
     reason = f"lost: no worker settled it in {waited}" + (f" ({resends} re-sends)" if resends else "")
-    for chunk in pending:
-        pipe.store.fail_chunk(job.job_id, chunk["index"], reason, OPEN_FOR_WORK)
+    failed = sum(pipe.store.fail_chunk(job.job_id, chunk["index"], reason, OPEN_FOR_WORK)
+                 for chunk in pending)
+    chunks_given_up(pipe.settings, job, failed, by="sweeper")
     start_aggregation_if_done(pipe, job.job_id)
     return "chunks failed as lost"
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from ..settings import get_settings
 from . import logs, metrics, tracing
-from .metrics import chunk_counted, record_job_endings
+from .metrics import chunk_counted, chunks_given_up, record_job_endings
 from .scopes import bind, invocation_middleware, observed_chunk, observed_job
 
 __all__ = [
-    "bind", "chunk_counted", "configure", "logs", "metrics", "observed_chunk", "observed_job",
-    "record_job_endings", "tracing",
+    "bind", "chunk_counted", "chunks_given_up", "configure", "logs", "metrics", "observed_chunk",
+    "observed_job", "record_job_endings", "tracing",
 ]
 
 

@@ -164,6 +164,16 @@ def chunk_counted(rows: int, chunk_kind: str) -> None:
         current.counts_items = chunk_kind != "table"
 
 
+def chunks_given_up(settings: Settings, job: Job, count: int, by: str) -> None:
+    """`count` chunks of `job` failed without a worker's word: the work DLQ's
+    handler or the sweeper (`by`) gave up on them. Counted in ChunksFailed
+    like the chunks a worker failed, which these never were."""
+    if count:
+        emit(record({"ChunksFailed": count}, _dimensions(settings, job.processor),
+                    {"event": "chunk", "job_id": job.job_id, "tenant": job.tenant,
+                     "outcome": "failed", "given_up_by": by}), settings)
+
+
 # -- jobs --------------------------------------------------------------------------
 
 def record_job_endings(pipe: Pipeline, changes: Iterable[tuple[str | None, Job | None]]) -> int:

@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+import zipfile
 
 import pytest
 from chalice import Chalice
@@ -261,3 +262,24 @@ def test_no_document_content_reaches_the_logs_whatever_the_file_does(lines, caps
     assert MARKER not in lines.text
     # The metric lines on stdout carry counts and ids, never contents either.
     assert MARKER not in capsys.readouterr().out
+
+
+def test_a_scans_background_copies_log_under_their_chunk(lines):
+    pipe = memory_pipeline()
+    log = logging.getLogger("tests.observability")
+    put = pipe.blobs.put
+
+    def logged_put(key, data, *args, **kwargs):
+        log.info("put on %s", threading.current_thread().name)
+        return put(key, data, *args, **kwargs)
+
+    pipe.blobs.put = logged_put
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("a.txt", "see HOLE-1")
+    job = run_file(pipe, archive.getvalue(), filename="docs.zip", processor="scan",
+                   options={"target_hole_codes": ["HOLE-1"]})
+    copies = [line for line in lines.all() if line["message"].startswith("put on copy")]
+    assert job.status == "completed" and copies
+    assert all((line["job_id"], line["chunk"], line["processor"], line["tenant"]) ==
+               (job.job_id, 0, "scan", "default") for line in copies)

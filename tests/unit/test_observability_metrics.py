@@ -10,13 +10,16 @@ import json
 import math
 import time
 import zipfile
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from chalice import Chalice
 
 from chalicelib import api, observability
+from chalicelib.jobs.dead_letters import give_up_on_chunk
 from chalicelib.jobs.dispatch import handle_uploaded_object, new_job, store_upload
 from chalicelib.jobs.model import ChunkTask, Job, JobStatus, ServiceError
+from chalicelib.jobs.sweeper import Deadlines, sweep_stalled_jobs
 from chalicelib.jobs.work import run_chunk
 from chalicelib.observability import metrics
 from tests.support.memory_pipeline import drain, memory_pipeline, run_file
@@ -253,3 +256,30 @@ def test_on_aws_the_route_points_to_cloudwatch_and_shows_no_figures():
     assert answer["metrics"]["QueueLag"] == "Milliseconds"
     assert "namespace=~'Sluice" in answer["links"]["metrics"]
     assert "Sum" not in json.dumps(answer)
+
+
+def test_chunks_given_up_by_the_dead_letter_handler_or_the_sweeper_count_as_failed(capsys):
+    pipe = memory_pipeline(chunk_bytes=40, sweep_resends=0)
+    job = new_job(pipe, "a.csv", "profile", {"max_failed_percent": 100})
+    store_upload(pipe, job, _csv(12), "text/csv")
+    handle_uploaded_object(pipe, job.source_key)
+    messages = pipe.work_queue.drain()
+    assert len(messages) >= 3
+    capsys.readouterr()
+    # The first: its deliveries ran out; the second and third: never delivered at all.
+    assert give_up_on_chunk(pipe, messages[0]) == "failed"
+    assert give_up_on_chunk(pipe, messages[0]) == "settled"  # the DLQ delivers twice too
+    for body in messages[3:]:
+        run_chunk(pipe, ChunkTask.from_message(body))
+    stalled = Deadlines.from_settings(pipe.settings).processing
+    sweep_stalled_jobs(pipe, datetime.now(UTC) + timedelta(seconds=stalled + 60))
+    records = emitted(capsys.readouterr().out)
+
+    given_up = [r for r in records if r.get("given_up_by")]
+    assert [(r["given_up_by"], r["ChunksFailed"]) for r in given_up] == [
+        ("work dead-letter queue", 1), ("sweeper", 2)]
+    assert all((r["job_id"], r["tenant"], r["Processor"]) == (job.job_id, "default", "profile")
+               for r in given_up)
+    drain(pipe)
+    assert total(emitted(capsys.readouterr().out) + records, "ChunksFailed") == \
+        pipe.store.get_job(job.job_id).chunks_failed == 3
