@@ -5,11 +5,15 @@ Chalice's record of a deploy into the stage's WebSocket variables."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra.deploy import ChaliceDeployment, deployed_path
+from infra.deploy import ChaliceDeployment, _parser, deployed_path, main
 from infra.deploy_hooks import (
     REPORT_BATCH_ITEM_FAILURES,
     enable_partial_batch_responses,
@@ -115,3 +119,46 @@ def test_chalices_record_gives_the_urls_functions_and_sqs_consumers(tmp_path):
         "SLUICE_WS_URL": "wss://def456.execute-api.eu-west-1.amazonaws.com/api",
         "SLUICE_WS_ENDPOINT": "https://def456.execute-api.eu-west-1.amazonaws.com/api",
     }
+
+
+# -- the command line make deploy and make destroy run ------------------------------------
+
+def _make_command(*args: str) -> list[str]:
+    """What make would run for `make <args>` (its install prerequisite taken as done)."""
+    root = Path(__file__).resolve().parents[2]
+    shown = subprocess.run(["make", "--no-print-directory", "-n", "-o", "install", *args], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    assert len(shown) == 1, shown
+    command = shlex.split(shown[0])
+    assert command[1:3] == ["-m", "infra.deploy"], command
+    return command[3:]
+
+
+def test_make_deploy_and_destroy_pass_the_stage_region_and_alert_address():
+    deploy_args = _parser().parse_args(_make_command(
+        "deploy", "STAGE=prod", "REGION=eu-west-1", "ALERT_EMAIL=ops@example.com"))
+    assert (deploy_args.action, deploy_args.stage, deploy_args.region, deploy_args.alert_email) == (
+        "deploy", "prod", "eu-west-1", "ops@example.com")
+    destroy_args = _parser().parse_args(_make_command("destroy", "STAGE=prod"))
+    assert (destroy_args.action, destroy_args.stage, destroy_args.region) == ("destroy", "prod", None)
+    assert _parser().parse_args(_make_command("deploy")).stage == "dev"
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_without_credentials_or_a_region_the_deploy_says_so_and_touches_nothing(no_aws_credentials, capsys,
+                                                                               tmp_path):
+    assert main(["deploy", "--stage", "dev", "--project-dir", str(tmp_path)]) == 2
+    assert "no AWS region" in capsys.readouterr().err
+    assert main(["deploy", "--stage", "dev", "--region", "eu-west-1", "--project-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("deploy failed:") and "credentials" in err
+    assert list(tmp_path.iterdir()) == []
