@@ -14,6 +14,7 @@ import logging
 import os
 import posixpath
 import tempfile
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -191,6 +192,12 @@ def dispatch_job(pipe: Pipeline, job_id: str) -> None:
     try:
         items = plan_job(pipe, job, fan_out)
         fan_out.flush()
+    except JobEndedWhileSplitting as ended:
+        # Chunk files written since the cancel's own clean-up go now, not with the lifecycle rule.
+        removed = pipe.blobs.delete_prefix(work_prefix(job_id))
+        log.info("dispatch stopped: the job was %s while splitting", ended.status.value,
+                 extra={"chunks_sent": fan_out.sent, "work_files_removed": removed})
+        return
     except InputError as exc:
         fail_job(pipe, job, f"{job.filename}: {exc}")
         return
@@ -209,17 +216,32 @@ def dispatch_job(pipe: Pipeline, job_id: str) -> None:
     start_aggregation_if_done(pipe, job_id)
 
 
+class JobEndedWhileSplitting(Exception):
+    """The job was cancelled (or failed by the sweeper) while its file was being planned."""
+
+    def __init__(self, status: JobStatus):
+        super().__init__(f"the job is {status.value}")
+        self.status = status
+
+
 class FanOut:
     """Records chunks and sends their messages while the file is still being
     planned, so workers start on the first chunks as the dispatcher reads on.
-    Chunks are recorded before their messages go."""
+    Chunks are recorded before their messages go.
+
+    A long plan (thousands of documents, a million rows) looks at its job
+    every STATUS_CHECK_SECONDS before sending more, and stops once the job has
+    ended: a cancel then stops the sending, not just the work. A plan shorter
+    than that makes no extra read."""
 
     BATCH = 10
+    STATUS_CHECK_SECONDS = 2.0
 
     def __init__(self, pipe: Pipeline, job_id: str):
         self._pipe = pipe
         self._job_id = job_id
         self._pending: list[ChunkTask] = []
+        self._checked_at = time.monotonic()
         self.sent = 0
 
     @property
@@ -237,6 +259,7 @@ class FanOut:
         tasks, self._pending = self._pending, []
         if not tasks:
             return
+        self._stop_if_the_job_ended()
         self._pipe.store.put_chunks(
             self._job_id,
             [{"index": t.index, "key": t.source.key, "start": t.source.start,
@@ -249,6 +272,14 @@ class FanOut:
         )
         self._pipe.work_queue.send_all(t.to_message() for t in tasks)
         self.sent += len(tasks)
+
+    def _stop_if_the_job_ended(self) -> None:
+        if time.monotonic() - self._checked_at < self.STATUS_CHECK_SECONDS:
+            return
+        status = self._pipe.store.get_job(self._job_id).status
+        self._checked_at = time.monotonic()
+        if status != JobStatus.SPLITTING:
+            raise JobEndedWhileSplitting(status)
 
 
 def plan_job(pipe: Pipeline, job: Job, fan_out: FanOut) -> int | None:

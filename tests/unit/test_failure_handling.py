@@ -13,7 +13,7 @@ from chalicelib import processors
 from chalicelib.events import run_sqs_batch
 from chalicelib.jobs.cancel import cancel_open_job
 from chalicelib.jobs.dead_letters import give_up_on_aggregation, give_up_on_chunk
-from chalicelib.jobs.dispatch import handle_uploaded_object, new_job, store_upload
+from chalicelib.jobs.dispatch import FanOut, handle_uploaded_object, new_job, store_upload
 from chalicelib.jobs.finish import AGGREGATION_RECORD, aggregate_job
 from chalicelib.jobs.model import ChunkTask, InputError, JobConflictError, JobStatus, ServiceError
 from chalicelib.jobs.pipeline import work_prefix
@@ -140,6 +140,33 @@ def test_a_cancelled_job_starts_no_chunk_and_loses_its_work_files(flaky):
     assert not pipe.aggregate_queue.messages
     assert not any(k.startswith(work_prefix(job.job_id)) for k in pipe.blobs.objects)
     assert pipe.store.get_record(job.job_id, "FILE")["status"] == "error"
+
+
+def test_a_cancel_while_splitting_stops_the_sending_and_its_files(flaky, monkeypatch, caplog):
+    monkeypatch.setattr(FanOut, "STATUS_CHECK_SECONDS", 0)  # a long plan, as far as the checks go
+    pipe = memory_pipeline(chunk_bytes=40)
+    job = new_job(pipe, "words.csv", "flaky", {})
+    store_upload(pipe, job, b"word\n" + b"".join(f"w{i:03d}\n".encode() for i in range(200)), "text/csv")
+    send_all = pipe.work_queue.send_all
+
+    def cancelled_after_the_first_send(messages):
+        send_all(messages)
+        if pipe.store.get_job(job.job_id).status == JobStatus.SPLITTING:
+            cancel_open_job(pipe, pipe.store.get_job(job.job_id))
+            # A chunk file written after the cancel's clean-up (Excel and zip plans write them).
+            pipe.blobs.put(f"{work_prefix(job.job_id)}chunks/000009.csv", b"w090\n", "text/csv")
+
+    pipe.work_queue.send_all = cancelled_after_the_first_send
+    with caplog.at_level("INFO"):
+        handle_uploaded_object(pipe, job.source_key)
+
+    # The first chunk went before the cancel; nothing after it.
+    assert len(pipe.work_queue.drain()) == 1
+    assert len(pipe.store.list_chunks(job.job_id)) == 1
+    after = pipe.store.get_job(job.job_id)
+    assert (after.status, after.error) == (JobStatus.CANCELLED, "the job was cancelled")
+    assert not any(k.startswith(work_prefix(job.job_id)) for k in pipe.blobs.objects)
+    assert "dispatch stopped: the job was cancelled while splitting" in caplog.text
 
 
 def test_a_final_job_cannot_be_cancelled(flaky):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import time
 
 from chalicelib.auth import issue_key
 from chalicelib.jobs.dispatch import handle_uploaded_object, new_job, store_upload
@@ -67,12 +68,15 @@ def test_progress_is_throttled_per_job():
     _connect(pipe, "c1")
     job = _job(pipe)
     pipe.connections.subscribe(job.job_id, "c1", NOW)
+    started = time.time()
     for body in pipe.work_queue.drain():
         run_chunk(pipe, ChunkTask.from_message(body))
         live.announce_job_changes(pipe, _changes(pipe, job.job_id, "processing"))
+    # The limit is per one-second window on the wall clock: the loop may cross into a second.
+    windows = int(time.time()) - int(started) + 1
     progress = [m for m in pipe.live.sent["c1"] if m["type"] == "PROGRESS"]
-    assert pipe.store.get_job(job.job_id).chunks_total > 5
-    assert 1 <= len(progress) <= 2  # within one second: at most the limit
+    assert pipe.store.get_job(job.job_id).chunks_total > 2 * windows
+    assert 1 <= len(progress) <= 2 * windows
 
 
 def test_a_redelivered_chunk_pushes_its_events_once():
