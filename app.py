@@ -153,6 +153,13 @@ def cancel_job(job_id):
     return _reply(api.cancel_job(get_pipeline(), job_id, _tenant()))
 
 
+# A one-time ticket to open the WebSocket with (?ticket=), so the key never rides in a URL.
+@app.route("/live/tickets", methods=["POST"], authorizer=api_key)
+def create_live_ticket():
+    return _reply(api.issue_live_ticket(get_pipeline(), app.current_request.headers.get("authorization"),
+                                        int(time.time())))
+
+
 # The caller's own figures in a local run; on AWS, where CloudWatch has them.
 @app.route("/metrics", methods=["GET"], authorizer=api_key)
 def get_metrics():
@@ -233,11 +240,13 @@ def handle_callback_message(event):
 @app.on_ws_connect()
 def ws_connect(event):
     raw = event.to_dict()
+    query = raw.get("queryStringParameters") or {}
     accepted = live.connect(get_pipeline(), event.connection_id,
                             (raw["requestContext"].get("identity") or {}).get("sourceIp", ""),
-                            (raw.get("queryStringParameters") or {}).get("api_key"), int(time.time()))
+                            query.get("api_key"), int(time.time()), ticket=query.get("ticket"))
     if not accepted:  # API Gateway refuses the connection: no socket is opened
-        return Response(body={"message": "Forbidden: connect with ?api_key=<key>"}, status_code=403)
+        return Response(body={"message": "Forbidden: connect with ?ticket=<ticket from POST /live/tickets> "
+                                         "or ?api_key=<key>"}, status_code=403)
 
 
 @app.on_ws_message()

@@ -9,7 +9,10 @@ import json
 import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
+from .auth.keys import bearer_token
+from .auth.tickets import TICKET_SECONDS, issue_ticket
 from .jobs import outputs
 from .jobs.cancel import cancel_open_job
 from .jobs.dispatch import new_job, store_upload, upload_metadata
@@ -263,6 +266,16 @@ def cancel_job(pipe: Pipeline, job_id: str, tenant: str) -> Response:
     except JobConflictError as exc:
         return 409, {"error": str(exc), "status": pipe.store.get_job(job_id).status.value}
     return 200, cancelled.to_public()
+
+
+def issue_live_ticket(pipe: Pipeline, authorization: str | None, now: int) -> Response:
+    """A one-time ticket to open the WebSocket with, in place of the key the
+    caller presented (the authorizer accepted it before this runs)."""
+    ticket = issue_ticket(pipe.tickets, bearer_token(authorization) or "", now)
+    answer = {"ticket": ticket, "expires_in": TICKET_SECONDS}
+    if pipe.settings.ws_url:
+        answer["url"] = f"{pipe.settings.ws_url}?{urlencode({'ticket': ticket})}"
+    return 201, answer
 
 
 def get_metrics(pipe: Pipeline, tenant: str) -> Response:

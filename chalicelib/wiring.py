@@ -9,7 +9,7 @@ from .adapters import DynamoJobStore, S3BlobStore, SqsTaskQueue
 from .adapters.apigw import ApiGatewaySender
 from .adapters.dynamodb_connections import DynamoConnectionStore
 from .adapters.dynamodb_factor_cache import DynamoFactorCache
-from .adapters.dynamodb_keys import DynamoApiKeyStore
+from .adapters.dynamodb_keys import DynamoApiKeyStore, DynamoTicketStore
 from .adapters.dynamodb_limits import DynamoWindowCounter
 from .carbon.factor_api import HttpFactorLookup, RetryPolicy
 from .jobs.pipeline import Pipeline
@@ -42,6 +42,7 @@ def get_pipeline() -> Pipeline:
         live=ApiGatewaySender(aws.websocket_management, settings.ws_endpoint),
         settings=settings,
         keys=DynamoApiKeyStore(aws.client("dynamodb"), settings.table),
+        tickets=DynamoTicketStore(aws.client("dynamodb"), settings.table),
         services=_services(settings, limits),
     )
 

@@ -250,7 +250,10 @@ class LocalCloud:
                 "--option target_hole_codes=HOLE-1,HOLE-2,HOLE-3,HOLE-4,HOLE-5 --wait",
             ]
             if self.ws_url:
-                lines.append(f"  python -m websockets '{self.ws_url}/?api_key={self.api_key}'   then send "
+                # A one-time ticket (POST /live/tickets) opens the socket: the key stays out of URLs.
+                ticket_url = (f"curl -s -X POST {auth} {self.api_url}/live/tickets"
+                              " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"url\"])'")
+                lines.append(f'  .venv/bin/python -m websockets "$({ticket_url})"   then send '
                              '{"action": "subscribe", "job_id": "<job_id>"}')
         return "\n".join(lines)
 

@@ -62,3 +62,33 @@ class DynamoApiKeyStore:
 def _from_item(item: dict) -> ApiKey:
     return ApiKey(key_id=item["key_id"]["S"], tenant=item["tenant"]["S"], name=item["name"]["S"],
                   created_at=int(item["created_at"]["N"]), expires_at=int(item["expires_at"]["N"]))
+
+
+class DynamoTicketStore:
+    """WebSocket tickets in the jobs table (chalicelib/auth/tickets.py):
+
+        TICKET#<sha256 of the ticket>  META   key_digest, expires_at (TTL)
+
+    Taking one is a single conditional DeleteItem that returns what it
+    deleted: of two connects with one ticket, one gets the key."""
+
+    def __init__(self, client, table: str):
+        self._db = client
+        self._table = table
+
+    @service_errors("DynamoDB")
+    def put(self, digest: str, key_digest: str, expires_at: int) -> None:
+        self._db.put_item(TableName=self._table, Item={
+            "PK": {"S": f"TICKET#{digest}"}, "SK": {"S": "META"},
+            "key_digest": {"S": key_digest}, "expires_at": {"N": str(expires_at)}})
+
+    @service_errors("DynamoDB")
+    def take(self, digest: str, now: int) -> str | None:
+        try:
+            old = self._db.delete_item(
+                TableName=self._table, Key={"PK": {"S": f"TICKET#{digest}"}, "SK": {"S": "META"}},
+                ConditionExpression="expires_at > :now", ExpressionAttributeValues={":now": {"N": str(now)}},
+                ReturnValues="ALL_OLD")
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return None  # none, spent, or expired (TTL deletes lazily)
+        return old["Attributes"]["key_digest"]["S"]

@@ -31,3 +31,21 @@ class MemoryApiKeyStore:
         with self._lock:
             return sorted((k for k in self.keys.values() if k.tenant == tenant),
                           key=lambda k: k.created_at)
+
+
+class MemoryTicketStore:
+    def __init__(self):
+        self.tickets: dict[str, tuple[str, int]] = {}  # ticket hash -> (key hash, expires_at)
+        self._lock = threading.Lock()
+
+    def put(self, digest: str, key_digest: str, expires_at: int) -> None:
+        with self._lock:
+            self.tickets[digest] = (key_digest, expires_at)
+
+    def take(self, digest: str, now: int) -> str | None:
+        with self._lock:
+            key_digest, expires_at = self.tickets.get(digest, (None, 0))
+            if key_digest is None or expires_at <= now:
+                return None
+            del self.tickets[digest]
+            return key_digest

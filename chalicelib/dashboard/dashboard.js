@@ -5,8 +5,8 @@
 // ever reaches the page through textContent, and no handler is inline, so the
 // page runs under a strict Content-Security-Policy.
 //
-// Every job route needs the tenant's API key (`Authorization: Bearer <key>`,
-// `?api_key=` on the WebSocket). The page takes it from a `#key=` link or its
+// Every job route needs the tenant's API key (`Authorization: Bearer <key>`;
+// the WebSocket opens with a one-time ticket the key buys). The page takes it from a `#key=` link or its
 // sign-in form, keeps it in localStorage until "Sign out", and never writes
 // it into the page.
 
@@ -715,8 +715,9 @@ function applyJob(job) {
 
 // -- the WebSocket ------------------------------------------------------------
 
-// One socket for the page, opened with the key (a browser cannot set headers
-// on a WebSocket, so it goes as `?api_key=`). When it drops, the job being
+// One socket for the page, opened with a one-time ticket the API gives for
+// the key (a browser cannot set headers on a WebSocket, and a URL is no place
+// for the key: proxies and logs keep URLs). When it drops, the job being
 // followed is polled and the socket is reopened, slower and slower; once it
 // is back the job is subscribed to again and polling stops. Signed out, it
 // stays closed.
@@ -744,9 +745,12 @@ class LiveChannel {
     if (socket) socket.close(1000, "signed out");
   }
 
-  signedUrl(key) {
+  // POST /live/tickets, with the key in its header as on every call: a
+  // ticket opens one socket within a minute and is worth nothing after.
+  async ticketUrl() {
+    const { ticket } = await api("live/tickets", { method: "POST" });
     const url = new URL(this.url);
-    url.searchParams.set("api_key", key);
+    url.searchParams.set("ticket", ticket);
     return url.href;
   }
 
@@ -763,12 +767,22 @@ class LiveChannel {
     return this.opening;
   }
 
-  open() {
+  async open() {
     const key = session.key;
+    let url;
+    try {
+      url = await this.ticketUrl();
+    } catch {
+      // The API refused the key (the page is signed out already) or could
+      // not be reached: try again later, as after a drop.
+      if (key === session.key) this.lost(null);
+      return false;
+    }
+    if (!this.running || key !== session.key) return false;
     return new Promise((resolve) => {
       let socket;
       try {
-        socket = new WebSocket(this.signedUrl(key));
+        socket = new WebSocket(url);
       } catch {
         resolve(false);
         return;

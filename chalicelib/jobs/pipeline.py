@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..auth.keys import ApiKeyStore
+from ..auth.tickets import TicketStore
 from ..limits.ports import WindowCounter
 from ..live.ports import ConnectionStore, LiveSender
 from ..settings import Settings
@@ -36,6 +37,8 @@ class Pipeline:
     settings: Settings
     #: API keys, stored by hash, each naming its tenant
     keys: ApiKeyStore
+    #: one-time tickets that open a WebSocket without the key in its URL
+    tickets: TicketStore
     #: outside services processors may use, by name: each factory builds the
     #: service for one job (e.g. "factor_api": the rate-limited factor client).
     services: dict[str, Callable[[str], Any]] = field(default_factory=dict)

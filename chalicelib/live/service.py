@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..auth.keys import authenticate
+from ..auth.tickets import redeem_ticket
 from ..jobs.dispatch import new_job, store_upload
 from ..jobs.model import InputError, Job, JobNotFoundError, JobStatus
 from ..jobs.outputs import report_filename
@@ -100,11 +101,14 @@ def _ending(pipe: Pipeline, job: Job) -> dict[str, Any]:
 
 # -- the WebSocket handlers' work ------------------------------------------------
 
-def connect(pipe: Pipeline, connection_id: str, source_ip: str, api_key: str | None, epoch: int) -> bool:
-    """Accept the connection when it presents a live API key (a browser
-    cannot set headers on a WebSocket, so it comes as the `api_key` query
-    parameter); the connection then acts for that key's tenant only."""
-    key = authenticate(pipe.keys, api_key, epoch)
+def connect(pipe: Pipeline, connection_id: str, source_ip: str, api_key: str | None, epoch: int,
+            ticket: str | None = None) -> bool:
+    """Accept the connection when it presents a one-time ticket from
+    POST /live/tickets (`?ticket=`), or a live API key (`?api_key=`, for
+    clients that do not mind the key in a URL); the connection then acts for
+    that tenant only. A browser cannot set headers on a WebSocket."""
+    key = redeem_ticket(pipe.tickets, pipe.keys, ticket, epoch) if ticket else \
+        authenticate(pipe.keys, api_key, epoch)
     if key is None:
         return False
     pipe.connections.add(connection_id, {"source_ip": source_ip, "tenant": key.tenant},
@@ -134,7 +138,8 @@ def handle_message(pipe: Pipeline, connection_id: str, body: str, epoch: int) ->
     tenant = (pipe.connections.get(connection_id) or {}).get("tenant")
     try:
         if tenant is None:
-            raise InputError("this connection is not signed in; connect again with ?api_key=<key>")
+            raise InputError("this connection is not signed in; connect again with ?ticket=<ticket> "
+                             "(POST /live/tickets) or ?api_key=<key>")
         if action == "subscribe":
             _subscribe(pipe, connection_id, tenant, str(request.get("job_id") or ""), epoch)
         elif action == "unsubscribe":

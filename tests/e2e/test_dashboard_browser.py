@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import openpyxl
 import pytest
@@ -87,9 +87,17 @@ def new_key(local_cloud, tenant: str = "local") -> tuple[str, ApiKey]:
 
 
 def job_calls(page: Page, local_cloud) -> list:
-    """The requests the page made to the API's job routes."""
+    """The requests the page made to the API's job routes (and for its socket's tickets)."""
     return [r for r in page.sent if r.url.startswith(local_cloud.api_url)
-            and re.match(r"/(jobs|uploads)\b", urlsplit(r.url).path)]
+            and re.match(r"/(jobs|uploads|live/tickets)\b", urlsplit(r.url).path)]
+
+
+def socket_tickets(page: Page, local_cloud) -> list[str]:
+    """The ticket each socket of the page opened with; a URL that is not one fails."""
+    pattern = re.compile(re.escape(local_cloud.ws_url) + r"/\?ticket=(slt_[A-Za-z0-9_-]{43})")
+    matches = [pattern.fullmatch(url) for url in page.sockets]
+    assert all(matches), page.sockets
+    return [m.group(1) for m in matches]
 
 
 def assert_the_key_went_to_the_api_only(page: Page, local_cloud, key: str) -> None:
@@ -97,8 +105,10 @@ def assert_the_key_went_to_the_api_only(page: Page, local_cloud, key: str) -> No
     assert calls and all(r.headers.get("authorization") == f"Bearer {key}" for r in calls)
     elsewhere = [r for r in page.sent if not r.url.startswith(local_cloud.api_url)]
     assert not any(key in r.url or key in json.dumps(r.headers) for r in elsewhere)
-    assert page.sockets and all(url == f"{local_cloud.ws_url}/?api_key={quote(key, safe='')}"
-                                for url in page.sockets)
+    # Each socket opened with a ticket of its own, bought with the key in a header.
+    tickets = socket_tickets(page, local_cloud)
+    assert tickets and len(set(tickets)) == len(tickets)
+    assert sum(urlsplit(r.url).path == "/live/tickets" for r in calls) >= len(tickets)
     assert key not in page.content()  # never written into the page
 
 
@@ -517,15 +527,15 @@ def test_a_refused_key_brings_the_form_back_and_the_job_form_keeps_its_choices(p
 def test_a_socket_refusing_the_key_signs_the_page_out(page, local_cloud):
     key, record = new_key(local_cloud)
 
-    # The key is revoked between the API's yes and the socket's connect.
+    # The key is revoked between the ticket the API gave and the socket's connect.
     def answer_then_revoke(route: Route) -> None:
         response = route.fetch()
         revoke_key(key_store(local_cloud), "local", record.key_id)
         route.fulfill(response=response)
-    page.route(re.compile(r"/jobs\?limit=20$"), answer_then_revoke, times=1)
+    page.route(re.compile(r"/live/tickets$"), answer_then_revoke, times=1)
     page.goto(f"{local_cloud.api_url}/#key={key}")
     expect(page.locator("#sign-in-error")).to_have_text(REFUSAL)
-    assert page.sockets == [f"{local_cloud.ws_url}/?api_key={quote(key, safe='')}"]
+    assert len(socket_tickets(page, local_cloud)) == 1
     checks = [r.url for r in job_calls(page, local_cloud)]
     assert checks[-1].endswith("/jobs?limit=1")  # the API confirmed it was the key
 

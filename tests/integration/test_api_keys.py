@@ -2,9 +2,11 @@
 and the checks a presented key goes through."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from chalicelib.adapters.dynamodb_keys import DynamoApiKeyStore
+from chalicelib.adapters.dynamodb_keys import DynamoApiKeyStore, DynamoTicketStore
 from chalicelib.auth import (
     KEY_PREFIX,
     TenantNameError,
@@ -14,7 +16,8 @@ from chalicelib.auth import (
     revoke_key,
     tenant_for,
 )
-from chalicelib.auth.memory import MemoryApiKeyStore
+from chalicelib.auth.memory import MemoryApiKeyStore, MemoryTicketStore
+from chalicelib.auth.tickets import TICKET_PREFIX, TICKET_SECONDS, issue_ticket, redeem_ticket
 
 NOW = 1_800_000_000
 
@@ -69,3 +72,46 @@ def test_bearer_tokens(header, token):
 def test_tenant_names_are_checked(tenant):
     with pytest.raises(TenantNameError, match="lowercase letters, digits and dashes"):
         issue_key(MemoryApiKeyStore(), tenant, "x", NOW, days=1)
+
+
+# -- WebSocket tickets (chalicelib/auth/tickets.py) -----------------------------------
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def ticket_stores(request):
+    if request.param == "memory":
+        return MemoryTicketStore(), MemoryApiKeyStore()
+    stack = request.getfixturevalue("moto_stack")
+    db, table = stack.client("dynamodb"), stack.settings.table
+    return DynamoTicketStore(db, table), DynamoApiKeyStore(db, table)
+
+
+def test_a_ticket_is_redeemed_once_for_the_key_that_bought_it(ticket_stores):
+    tickets, keys = ticket_stores
+    key, record = issue_key(keys, "acme", "browser", NOW, days=1)
+    ticket = issue_ticket(tickets, key, NOW)
+    assert ticket.startswith(TICKET_PREFIX) and len(ticket) == 47 and key not in ticket
+    assert redeem_ticket(tickets, keys, ticket, NOW + TICKET_SECONDS - 1) == record
+    assert redeem_ticket(tickets, keys, ticket, NOW + 1) is None  # spent
+
+
+def test_an_expired_forged_or_malformed_ticket_or_a_revoked_key_redeems_nothing(ticket_stores):
+    tickets, keys = ticket_stores
+    key, record = issue_key(keys, "acme", "browser", NOW, days=1)
+    late = issue_ticket(tickets, key, NOW)
+    assert redeem_ticket(tickets, keys, late, NOW + TICKET_SECONDS) is None  # expired, before TTL
+    for junk in (None, "", key, "slt_" + "x" * 43, "slt_" + "!" * 43, issue_ticket(tickets, key, NOW) + "x"):
+        assert redeem_ticket(tickets, keys, junk, NOW) is None
+    revoked = issue_ticket(tickets, key, NOW)
+    assert revoke_key(keys, "acme", record.key_id)
+    assert redeem_ticket(tickets, keys, revoked, NOW) is None
+    # A ticket bought with something that is not a key names no key.
+    assert redeem_ticket(tickets, keys, issue_ticket(tickets, "", NOW), NOW) is None
+
+
+def test_a_stored_ticket_is_its_hash_and_expires(moto_stack):
+    db, table = moto_stack.client("dynamodb"), moto_stack.settings.table
+    ticket = issue_ticket(DynamoTicketStore(db, table), "slk_" + "k" * 43, NOW)
+    item = db.get_item(TableName=table, Key={"PK": {"S": f"TICKET#{key_hash(ticket)}"}, "SK": {"S": "META"}})
+    assert int(item["Item"]["expires_at"]["N"]) == NOW + TICKET_SECONDS
+    assert item["Item"]["key_digest"]["S"] == key_hash("slk_" + "k" * 43)
+    assert ticket not in json.dumps(item)

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from chalicelib.adapters import DynamoJobStore, SqsTaskQueue
-from chalicelib.auth.memory import MemoryApiKeyStore
+from chalicelib.auth.memory import MemoryApiKeyStore, MemoryTicketStore
 from chalicelib.jobs.lifecycle import start_aggregation_if_done
 from chalicelib.jobs.memory import MemoryBlobStore
 from chalicelib.jobs.model import Job
@@ -58,7 +58,8 @@ def test_two_finishers_at_the_same_moment_start_one_aggregation(server):
     pipe = Pipeline(store=store, blobs=MemoryBlobStore(), work_queue=queue, aggregate_queue=queue,
                     results_queue=queue, callback_queue=queue, callback_dlq=queue,
                     limits=MemoryWindowCounter(), connections=MemoryConnectionStore(),
-                    live=RecordingSender(), settings=settings, keys=MemoryApiKeyStore())
+                    live=RecordingSender(), settings=settings, keys=MemoryApiKeyStore(),
+                    tickets=MemoryTicketStore())
     for round_ in range(5):
         job_id = f"race-agg-{round_}"
         _job(store, job_id, 2)

@@ -26,6 +26,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from chalicelib import aws, wiring
 from chalicelib.adapters.apigw import ApiGatewaySender
+from chalicelib.adapters.dynamodb_keys import DynamoApiKeyStore
+from chalicelib.auth import issue_key, revoke_key
 from chalicelib.settings import get_settings
 from local_cloud.cloud import LocalCloud
 from local_cloud.lambda_pool import LambdaPool
@@ -104,11 +106,46 @@ def test_connect_stores_the_connection_and_disconnect_removes_it(cloud):
     _until(lambda: connection_id not in _connections(cloud), what="$disconnect removing the item")
 
 
-@pytest.mark.parametrize("query", ["", "?api_key=", "?api_key=slk_" + "x" * 43])
+@pytest.mark.parametrize("query", ["", "?api_key=", "?api_key=slk_" + "x" * 43, "?ticket=",
+                                   "?ticket=slt_" + "x" * 43, "?ticket=not-a-ticket"])
 def test_the_app_refuses_a_connection_without_a_live_key(cloud, query):
     with pytest.raises(InvalidStatus) as refused:
         connect(f"{cloud.ws_url}/{query}", open_timeout=10)
     assert refused.value.response.status_code == 403
+
+
+def _ticket(cloud: LocalCloud, key: str | None = None) -> dict:
+    answer = requests.post(f"{cloud.api_url}/live/tickets", timeout=30,
+                           headers={"Authorization": f"Bearer {key or cloud.api_key}"})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def test_a_ticket_opens_one_socket_and_the_key_never_rides_in_its_url(cloud):
+    ticket = _ticket(cloud)
+    assert ticket["expires_in"] == 60 and cloud.api_key not in json.dumps(ticket)
+    assert ticket["url"] == f"{cloud.ws_url}?ticket={ticket['ticket']}"
+    with connect(ticket["url"], open_timeout=10) as ws:
+        ws.send(json.dumps({"action": "subscribe", "job_id": "nope"}))
+        assert _json(ws)["type"] == "ERROR"  # signed in: the answer is about the job, not the sign-in
+    # Spent: a second connect with it (a leaked URL) is refused.
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ticket["url"], open_timeout=10)
+    assert refused.value.response.status_code == 403
+
+
+def test_a_ticket_whose_key_was_revoked_meanwhile_opens_nothing(cloud):
+    keys = DynamoApiKeyStore(cloud.clients("dynamodb"), cloud.outputs["TableName"])
+    key, record = issue_key(keys, "local", "revoked soon", int(time.time()), days=1)
+    ticket = _ticket(cloud, key)
+    assert revoke_key(keys, "local", record.key_id)
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ticket["url"], open_timeout=10)
+    assert refused.value.response.status_code == 403
+
+
+def test_without_a_key_there_is_no_ticket(cloud):
+    assert requests.post(f"{cloud.api_url}/live/tickets", timeout=30).status_code == 401
 
 
 def test_subscribing_to_an_unknown_job_answers_an_error_naming_it(cloud):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from chalicelib.auth.memory import MemoryApiKeyStore
+from chalicelib.auth.memory import MemoryApiKeyStore, MemoryTicketStore
 from chalicelib.jobs.dispatch import handle_uploaded_object, new_job, store_upload
 from chalicelib.jobs.finish import aggregate_job
 from chalicelib.jobs.memory import MemoryBlobStore, MemoryJobStore, MemoryTaskQueue
@@ -24,6 +24,7 @@ def memory_pipeline(**overrides) -> Pipeline:
                     callback_queue=MemoryTaskQueue(), callback_dlq=MemoryTaskQueue(),
                     limits=MemoryWindowCounter(), connections=MemoryConnectionStore(),
                     live=RecordingSender(), settings=settings, keys=MemoryApiKeyStore(),
+                    tickets=MemoryTicketStore(),
                     services={"ocr": lambda job_id: engine_for("tesseract")})
 
 

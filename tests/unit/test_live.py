@@ -8,6 +8,7 @@ import json
 import time
 
 from chalicelib.auth import issue_key
+from chalicelib.auth.tickets import issue_ticket
 from chalicelib.jobs.dispatch import handle_uploaded_object, new_job, store_upload
 from chalicelib.jobs.finish import aggregate_job
 from chalicelib.jobs.model import ChunkTask, Job, JobStatus
@@ -191,3 +192,15 @@ def test_a_redelivery_starts_the_aggregation_the_first_delivery_died_before():
     assert pipe.aggregate_queue.drain() == []
     assert run_chunk(pipe, task) == "duplicate"
     assert [m["job_id"] for m in pipe.aggregate_queue.drain()] == [job.job_id]
+
+
+def test_a_ticket_signs_a_connection_in_once_for_its_keys_tenant():
+    pipe = memory_pipeline()
+    key, _ = issue_key(pipe.keys, "acme", "test", NOW, days=1)
+    ticket = issue_ticket(pipe.tickets, key, NOW)
+    # A ticket wins over a key beside it: a wrong ticket is not rescued by a good key.
+    assert live.connect(pipe, "c0", "ip", key, NOW, ticket="slt_" + "x" * 43) is False
+    assert live.connect(pipe, "c1", "ip", None, NOW, ticket=ticket) is True
+    assert pipe.connections.get("c1")["tenant"] == "acme"
+    assert live.connect(pipe, "c2", "ip", None, NOW, ticket=ticket) is False  # spent
+    assert pipe.connections.get("c0") is None and pipe.connections.get("c2") is None
