@@ -67,9 +67,10 @@ def list_processors():
 # -- who is asking ----------------------------------------------------------------
 # Every job route needs `Authorization: Bearer <key>`; the key names its
 # tenant, and a tenant sees its own jobs only. API Gateway caches the answer
-# for the ttl per key (a revoked key works that much longer).
+# for the ttl per key (a revoked key works that much longer): the stage's
+# SLUICE_AUTHORIZER_TTL_SECONDS, 300 unless set.
 
-@app.authorizer(ttl_seconds=300)
+@app.authorizer(ttl_seconds=settings.authorizer_ttl_seconds)
 def api_key(auth_request):
     key = auth.authenticate(get_pipeline().keys, auth.bearer_token(auth_request.token), int(time.time()))
     if key is None:

@@ -47,7 +47,7 @@ class LiveScan:
 def live_scan(http: ApiSession, ws_url: str, archive: bytes, codes: list[str],
               timeout: float = 1800, grace: float = 1.0) -> LiveScan:
     """Create the job, follow it over the WebSocket (`ws_url` with its
-    ?api_key=), upload the zip, and keep every message for the job until
+    one-time ?ticket=), upload the zip, and keep every message for the job until
     COMPLETE or ERROR (and `grace` seconds more, so a match pushed a moment
     after the end would still be seen)."""
     created = http.post(f"{http.api_url}/uploads", timeout=30, json={
@@ -145,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         wiring.reset()
         ledger_url = f"{cloud.aws_url}/_sluice/calls"
         requests.delete(ledger_url, timeout=10)
-        scan = live_scan(ApiSession(cloud.api_url, cloud.api_key), f"{cloud.ws_url}/?api_key={cloud.api_key}",
-                         archive, CODES)
+        http = ApiSession(cloud.api_url, cloud.api_key)
+        ticket = http.post(f"{cloud.api_url}/live/tickets", timeout=30)
+        ticket.raise_for_status()
+        scan = live_scan(http, ticket.json()["url"], archive, CODES)
         complete = check_sequence(scan, {**expected, **{name: [] for name in corpus.broken}})
         # What the job's handlers asked of AWS (not the pump's polling, which
         # event source mappings do for free, nor this script's upload).

@@ -20,6 +20,14 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
 
 
+def _authorizer_ttl() -> int:
+    ttl = _int("SLUICE_AUTHORIZER_TTL_SECONDS", 300)
+    if not 0 <= ttl <= 3600:
+        raise ValueError(f"SLUICE_AUTHORIZER_TTL_SECONDS must be from 0 to 3600 (API Gateway's range), "
+                         f"got {ttl}")
+    return ttl
+
+
 @dataclass(frozen=True)
 class QueueConsumer:
     """How Lambda feeds one SQS handler: messages per invocation, and the most
@@ -136,6 +144,10 @@ class Settings:
     default_tenant: str
     # How long an issued API key lives.
     api_key_days: int
+    # How long API Gateway keeps the authorizer's answer for a key: a revoked
+    # key keeps working on REST routes this long (0: every call is checked,
+    # one more DynamoDB read each). API Gateway allows 0 to 3600.
+    authorizer_ttl_seconds: int
     # -- observability (chalicelib/observability) --
     # The Stage dimension of every metric (a deployed stage sets its name).
     stage: str
@@ -195,6 +207,7 @@ class Settings:
             result_files_days=_int("SLUICE_RESULT_FILES_DAYS", 14),
             default_tenant=os.environ.get("SLUICE_DEFAULT_TENANT", "default"),
             api_key_days=_int("SLUICE_API_KEY_DAYS", 365),
+            authorizer_ttl_seconds=_authorizer_ttl(),
             stage=os.environ.get("SLUICE_STAGE") or "local",
             log_level=(os.environ.get("SLUICE_LOG_LEVEL") or "INFO").upper(),
             xray=(os.environ.get("SLUICE_XRAY") or "auto").lower(),

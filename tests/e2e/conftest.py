@@ -86,8 +86,11 @@ class LocalCloudProcess:
 
     @property
     def ws_signed_in(self) -> str:
-        """The WebSocket URL with the key, as a browser connects."""
-        return f"{self.ws_url}/?api_key={self.api_key}"
+        """A WebSocket URL with a fresh one-time ticket, as the dashboard connects
+        (each read buys a new one: a ticket opens one socket)."""
+        answer = self.http.post(f"{self.api_url}/live/tickets", timeout=30)
+        assert answer.status_code == 201, answer.text
+        return answer.json()["url"]
 
 
 @pytest.fixture(scope="session")

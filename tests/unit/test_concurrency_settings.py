@@ -87,3 +87,22 @@ def test_the_dev_stage_caps_every_sqs_handler_and_local_cloud_runs_the_same_caps
     pumped = {s.handler: s for s in sources if isinstance(s, SqsSource)}
     assert pumped["handle_work_message"].max_concurrency == int(environment["SLUICE_WORK_MAX_CONCURRENCY"])
     assert pumped["handle_work_dead_letter"].batch_size == int(environment["SLUICE_DEAD_LETTER_BATCH_SIZE"])
+
+
+# -- the authorizer's cache: how long a revoked key keeps working on REST routes ----------
+
+def _authorizer_ttl(app: chalice_app.Chalice) -> int:
+    [authorizer] = app.builtin_auth_handlers
+    return authorizer.ttl_seconds
+
+
+def test_the_authorizer_caches_for_five_minutes_unless_the_stage_says_otherwise():
+    assert _authorizer_ttl(load_app({})) == 300
+    assert _authorizer_ttl(load_app({"SLUICE_AUTHORIZER_TTL_SECONDS": "0"})) == 0
+    assert _authorizer_ttl(load_app({"SLUICE_AUTHORIZER_TTL_SECONDS": "60"})) == 60
+
+
+@pytest.mark.parametrize("value", ["-1", "3601", "five"])
+def test_a_ttl_api_gateway_would_refuse_is_refused_when_the_app_is_read(value):
+    with pytest.raises(ValueError, match="SLUICE_AUTHORIZER_TTL_SECONDS"):
+        load_app({"SLUICE_AUTHORIZER_TTL_SECONDS": value})
