@@ -36,7 +36,9 @@ XRAY_PER_MILLION_TRACES = 5.00
 
 @dataclass(frozen=True)
 class JobKind:
-    name: str
+    processor: str
+    #: the job, as the table names it after its processor
+    what: str
     per_month: int
     #: Lambda invocations a job makes (dispatch, one per chunk, aggregation,
     #: stream batches) and their seconds at their memory
@@ -53,27 +55,31 @@ class JobKind:
     textract_pages: int = 0
     stored_gb: float = 0.0         # input + outputs, kept 14 days (half a month)
 
+    @property
+    def name(self) -> str:
+        return f"{self.processor}, {self.what}"
+
 
 # A stated month: a team profiling daily extracts, a monthly carbon return, weekly
 # document scans followed live, and a steady flow of faxed claim forms.
 WORKLOAD = [
     # 100,000-row CSV (8.4 MB), 2 chunks: 89 calls per million rows measured; ~10 s of Lambda.
-    JobKind("profile, 100,000-row CSV", per_month=300, invocations=6, gb_seconds=10,
+    JobKind("profile", "100,000-row CSV", per_month=300, invocations=6, gb_seconds=10,
             s3_writes=4, s3_reads=5, dynamodb_writes=9, dynamodb_reads=6, sqs_requests=2,
             stored_gb=0.009),
     # 1,000,000 activity rows (40 MB), 5 chunks: 175 calls per million rows measured;
     # the million-row report takes ~80 s of a 2 GB aggregator, chunks ~10 s at 1 GB.
-    JobKind("carbon, 1,000,000 rows", per_month=4, invocations=10, gb_seconds=220,
+    JobKind("carbon", "1,000,000 rows", per_month=4, invocations=10, gb_seconds=220,
             s3_writes=35, s3_reads=60, dynamodb_writes=40, dynamodb_reads=30, sqs_requests=10,
             stored_gb=0.35),
     # 6,600 documents (36 MB zip), 660 chunks: S3 10,003, DynamoDB 3,603, SQS 75 calls
     # measured; ~1.5 s per chunk at 1 GB; 7,827 WebSocket messages measured.
-    JobKind("scan, 6,600 documents", per_month=8, invocations=700, gb_seconds=1000,
+    JobKind("scan", "6,600 documents", per_month=8, invocations=700, gb_seconds=1000,
             s3_writes=5600, s3_reads=4400, dynamodb_writes=2000, dynamodb_reads=1600, sqs_requests=75,
             websocket_messages=7_827, stored_gb=0.08),
     # 50-page faxed TIFF, 5 batches through Textract (~1.5 s a page), with the NPI PDF:
     # 1.57 calls per page measured.
-    JobKind("pages, 50-page TIFF with Textract", per_month=2000, invocations=10, gb_seconds=80,
+    JobKind("pages", "50-page TIFF with Textract", per_month=2000, invocations=10, gb_seconds=80,
             s3_writes=20, s3_reads=20, dynamodb_writes=25, dynamodb_reads=12, sqs_requests=3,
             textract_pages=50, stored_gb=0.004),
 ]
@@ -86,8 +92,7 @@ WORKLOAD = [
 IDLE_SQS_REQUESTS = 4 * 650_000
 SWEEPS_PER_MONTH = 12 * 24 * 30
 ALARMS = 4 + 1 + 1 + 2 * 13
-# Each job kind's name starts with its processor's.
-PROCESSORS_USED = sorted({kind.name.split(",")[0] for kind in WORKLOAD})
+PROCESSORS_USED = sorted({kind.processor for kind in WORKLOAD})
 CUSTOM_METRICS = 11 * (len(PROCESSORS_USED) + 1)
 LOG_GB_PER_MILLION_INVOCATIONS = 2.0
 WEBSOCKET_CONNECTION_MINUTES_PER_SCAN = 30

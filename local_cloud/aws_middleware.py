@@ -89,8 +89,9 @@ class AwsMiddleware:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         body = _buffered_body(environ) if _reads_body(environ, target) else b""
         actor, region, service = _caller(environ, body)
-        self.ledger.add(actor, service, _operation(environ, service, target),
-                        _touched(environ, service, target, body, region))
+        operation = _operation(environ, service, target)
+        self.ledger.add(actor, service, operation,
+                        _touched(environ, service, target, operation, body, region))
         if target.startswith("DynamoDB"):
             with self._dynamodb:
                 # Drain the response inside the lock: the write is only done
@@ -167,15 +168,16 @@ def _form_field(body: bytes, name: str) -> str | None:
     return match.group(1).decode(errors="replace") if match else None
 
 
-def _touched(environ: dict, service: str, target: str, body: bytes, region: str) -> list[tuple[str, str]]:
-    """(operation, resource ARN) for each thing the request acts on."""
+def _touched(environ: dict, service: str, target: str, operation: str, body: bytes,
+             region: str) -> list[tuple[str, str]]:
+    """(operation, resource ARN) for each thing the request acts on, `operation`
+    being the request's (_operation)."""
     if service == "s3" and not target:
         return _s3_touched(environ, body)
     try:
         request = json.loads(body) if body else {}
     except ValueError:
         request = {}
-    operation = target.rsplit(".", 1)[-1]
     if target.startswith("DynamoDBStreams"):
         return [(operation, request.get("StreamArn") or _arn("dynamodb", region, "table/*/stream/*"))]
     if target.startswith("DynamoDB"):
@@ -183,7 +185,7 @@ def _touched(environ: dict, service: str, target: str, body: bytes, region: str)
     if target.startswith("AmazonSQS"):
         queue = (request.get("QueueUrl") or "").rstrip("/").rsplit("/", 1)[-1] or request.get("QueueName")
         return [(operation, _arn("sqs", region, queue) if queue else "*")]
-    return [(_operation(environ, service, target), "*")]
+    return [(operation, "*")]
 
 
 def _arn(service: str, region: str, resource: str) -> str:
