@@ -50,8 +50,10 @@ def give_up_on_chunk(pipe: Pipeline, body: dict[str, Any]) -> str:
         return "closed"
     if counted:
         log.warning("chunk given up: %s", reason, extra={"job_id": task.job_id, "chunk": task.index})
-        chunks_given_up(pipe.settings, pipe.store.get_job(task.job_id), 1, by="work dead-letter queue")
         start_aggregation_if_done(pipe, task.job_id)
+        # After the aggregation's start: a failed read here redelivers a message
+        # that then finds its chunk settled, and must not leave the job waiting.
+        chunks_given_up(pipe.settings, pipe.store.get_job(task.job_id), 1, by="work dead-letter queue")
     return "failed" if counted else "settled"
 
 
